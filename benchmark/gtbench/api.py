@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from gtbench.assets import Asset
     from gtbench.trainer import TrainContext, TrainStep
 
 __all__ = [
@@ -95,6 +96,8 @@ class Plugin:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     parameters: ClassVar[Mapping[str, Parameter]] = {}
+    # files (weights, data) the plugin downloads; `gtbench fetch NAME` pre-fetches them
+    assets: ClassVar[tuple[Asset, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = self.resolve_params(params)
@@ -370,6 +373,14 @@ class Method(Plugin, ABC):
         """False for methods that evaluate the starting generator as it is."""
         return True
 
+    def prepare_generator(self, generator: Generator) -> Generator:
+        """Change the generator's *structure* (wrap convs, put a miner in front), nothing else.
+
+        Called before :meth:`setup`, and again when a kept generator is rebuilt from its
+        saved weights (``gtbench generate``): it must depend only on the method's
+        parameters, never on data, so the saved state dict loads into its result."""
+        return generator
+
     def setup(self, ctx: TrainContext) -> None:
         """Prepare before training: freeze, wrap modules, estimate Fisher information...
 
@@ -383,6 +394,17 @@ class Method(Plugin, ABC):
     def sample_latent(self, ctx: TrainContext, n: int) -> torch.Tensor:
         """Latents for a training step."""
         return ctx.generator.sample_latent(n, generator=ctx.rng, device=ctx.device)
+
+    def discriminator_logits(
+        self, ctx: TrainContext, output: torch.Tensor, features: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """The logits the adversarial loss sees for one D pass (real or fake, either phase).
+
+        Default: D's output, one logit per image (any spatial map averaged). A method may
+        return N×… logits instead, e.g. a patch map from its own head on an intermediate
+        feature (CDC's patch-level loss): every element is then one term of the logistic
+        loss, while R1 and :class:`TrainStep` still get one logit per image (the mean)."""
+        return output.reshape(output.shape[0], -1).mean(dim=1)
 
     def generator_loss(self, ctx: TrainContext, step: TrainStep) -> torch.Tensor | None:
         """An extra term added to the generator's loss at this step."""
@@ -417,6 +439,8 @@ class LaunchRequest:
     results_dir: str
     workers: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
+    # In-process launchers may report a cell's progress: (run_id, stage, done, total).
+    progress: Callable[[str, str, int, int], None] | None = None
 
 
 class Launcher(Plugin, ABC):

@@ -182,6 +182,7 @@ def train(ctx: TrainContext, method: Method) -> None:
     Leaves the adapted EMA generator in ``ctx.g_ema``. Raises :class:`DivergedError` on a
     NaN or infinite loss."""
     config = ctx.config
+    ctx.generator = method.prepare_generator(ctx.generator).to(ctx.device)
     method.setup(ctx)
     generator, discriminator = ctx.generator, ctx.discriminator
     if discriminator is None:
@@ -206,11 +207,15 @@ def train(ctx: TrainContext, method: Method) -> None:
         real_in = method.augment(ctx, real.detach().requires_grad_(r1_step))
         d_real, d_real_features = discriminator.forward_features(real_in)
         d_fake, d_fake_features = discriminator.forward_features(method.augment(ctx, fake))
-        d_real, d_fake = _logits(d_real), _logits(d_fake)
+        # per-element logits for the loss (a patch map, if the method says so) and one
+        # logit per image for the step record, R1 and the methods' statistics
+        d_real_map = method.discriminator_logits(ctx, d_real, d_real_features)
+        d_fake_map = method.discriminator_logits(ctx, d_fake, d_fake_features)
+        d_real, d_fake = _logits(d_real_map), _logits(d_fake_map)
         step = TrainStep(
             index, "d", z, fake, d_fake, d_fake_features, [], real, d_real, d_real_features
         )
-        loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
+        loss_d = F.softplus(d_fake_map).mean() + F.softplus(-d_real_map).mean()
         extra_d = method.discriminator_loss(ctx, step)
         if extra_d is not None:
             loss_d = loss_d + extra_d
@@ -226,9 +231,10 @@ def train(ctx: TrainContext, method: Method) -> None:
         z = method.sample_latent(ctx, batch)
         fake, g_features = generator.forward_features(z)
         d_out, d_features = discriminator.forward_features(method.augment(ctx, fake))
-        d_out = _logits(d_out)
+        d_out_map = method.discriminator_logits(ctx, d_out, d_features)
+        d_out = _logits(d_out_map)
         step = TrainStep(index, "g", z, fake, d_out, d_features, g_features)
-        loss_g = F.softplus(-d_out).mean()
+        loss_g = F.softplus(-d_out_map).mean()
         extra_g = method.generator_loss(ctx, step)
         if extra_g is not None:
             loss_g = loss_g + extra_g

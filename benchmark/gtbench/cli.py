@@ -1,0 +1,406 @@
+"""The ``gtbench`` command line (the public contract of DESIGN.md).
+
+Every error the user can cause prints as one line; exit status 0 when every cell
+succeeded or was already done, 1 when any cell failed, 2 for a usage error."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from gtbench import registry
+from gtbench.errors import GtbenchError, PluginError, UsageError
+
+out = Console()
+err = Console(stderr=True)
+DEFAULT_RESULTS = "results"
+# Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
+HEADLINE_EXTRAS = ("intra_cluster_diversity", "mem_closer_to_train", "train_s")
+
+
+def _fail(error: Exception) -> None:
+    code = 2 if isinstance(error, (UsageError, PluginError)) else 1
+    err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns gtbench's one-line errors into messages and exit codes, never tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GtbenchError as error:
+            _fail(error)
+        except KeyboardInterrupt:
+            err.print("interrupted: finished cells are saved; rerun the same command to resume")
+            sys.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="gtbench")
+def main() -> None:
+    """Benchmark transfer methods for few-shot image generation."""
+
+
+# --------------------------------------------------------------------------- list
+
+
+@main.command("list")
+@click.argument("kind", required=False, type=click.Choice(sorted(registry.KINDS)))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def list_plugins(kind: str | None, as_json: bool) -> None:
+    """List installed plugins (broken ones with their error)."""
+    kinds = [kind] if kind else list(registry.KINDS)
+    listing: dict[str, list[dict[str, Any]]] = {}
+    collisions: list[str] = []
+    for name in kinds:
+        reg = registry.registry(name)
+        collisions += reg.collisions
+        listing[name] = [_describe_plugin(reg, plugin) for plugin in reg.names()]
+    if as_json:
+        out.print_json(json.dumps({"plugins": listing, "collisions": collisions}))
+        return
+    for name, plugins in listing.items():
+        table = Table(title=f"{name}s", title_justify="left", expand=False)
+        for column in ("name", "from", "status", "description", "parameters"):
+            table.add_column(column, overflow="fold")
+        for plugin in plugins:
+            status = "[green]ok[/]" if plugin["error"] is None else f"[red]broken[/]: {plugin['error']}"
+            params = ", ".join(f"{k}={v['default']}" for k, v in plugin["parameters"].items())
+            table.add_row(
+                plugin["name"], plugin["distribution"], status, plugin["description"], params
+            )
+        out.print(table)
+    for line in collisions:
+        err.print(f"[yellow]name collision:[/] {line}")
+
+
+def _describe_plugin(reg: registry.Registry[Any], name: str) -> dict[str, Any]:
+    entry = reg.entry(name)
+    error = reg.load_error(name)
+    info: dict[str, Any] = {
+        "name": name,
+        "distribution": f"{entry.distribution} {entry.version}".strip(),
+        "error": error,
+        "description": "",
+        "parameters": {},
+    }
+    if error is None:
+        cls = reg.get(name)
+        info["description"] = cls.description or (cls.__doc__ or "").strip().split("\n")[0]
+        info["parameters"] = {
+            k: {"default": p.default, "help": p.help} for k, p in cls.parameters.items()
+        }
+        for attribute in ("paper", "code"):
+            if getattr(cls, attribute, ""):
+                info[attribute] = getattr(cls, attribute)
+    return info
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _expand(kind: str, values: str | None, current: list[Any], notes: list[str]) -> list[Any]:
+    """``all`` → every plugin of that kind that loads; a list → its specs; None → suite's."""
+    from gtbench.spec import parse_spec_list
+
+    if values is None:
+        return current
+    if values.strip() == "all":
+        reg = registry.registry(kind)
+        chosen = []
+        for name in reg.names():
+            error = reg.load_error(name)
+            if error is None:
+                chosen.append(name)
+            else:
+                notes.append(f"skipped broken plugin: {error}")
+        return chosen
+    return parse_spec_list(values)
+
+
+def _int_list(name: str, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--{name} expects comma-separated integers, got {value!r}") from None
+
+
+@main.command()
+@click.option("--sources", help="comma-separated source specs, or 'all'")
+@click.option("--methods", help="comma-separated method specs, or 'all'")
+@click.option("--datasets", help="comma-separated dataset specs, or 'all'")
+@click.option("--shots", help="e.g. 10,100")
+@click.option("--seeds", help="e.g. 0,1,2")
+@click.option("--iters", type=int, help="training iterations per cell")
+@click.option("--batch-size", type=int, help="training batch size")
+@click.option("--n-samples", type=int, help="generated images for FID/KID")
+@click.option("--extractor", help="feature extractor spec for FID/KID")
+@click.option("--launcher", help="launcher spec (local, process, ...)")
+@click.option("--workers", type=int, help="parallel workers for the process launcher")
+@click.option("--results", default=DEFAULT_RESULTS, show_default=True, help="results folder")
+@click.option("--force", is_flag=True, help="run cells again even when already done")
+@click.option("--suite", "suite_file", help="suite file (TOML/YAML) or built-in suite name")
+@click.option("--keep-weights/--no-keep-weights", default=None, help="keep adapted generators")
+def run(
+    sources: str | None,
+    methods: str | None,
+    datasets: str | None,
+    shots: str | None,
+    seeds: str | None,
+    iters: int | None,
+    batch_size: int | None,
+    n_samples: int | None,
+    extractor: str | None,
+    launcher: str | None,
+    workers: int | None,
+    results: str,
+    force: bool,
+    suite_file: str | None,
+    keep_weights: bool | None,
+) -> None:
+    """Run a sweep: sources × methods × datasets × shots × seeds."""
+    import time
+
+    from gtbench.cells import plan_suite
+    from gtbench.suite import DEFAULT_SUITE, load_suite
+    from gtbench.sweep import run_sweep
+
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    suite = load_suite(suite_file or DEFAULT_SUITE)
+    notes: list[str] = []
+    suite.sources = _expand("source", sources, suite.sources, notes)
+    suite.methods = _expand("method", methods, suite.methods, notes)
+    suite.datasets = _expand("dataset", datasets, suite.datasets, notes)
+    suite.shots = _int_list("shots", shots) or suite.shots
+    suite.seeds = _int_list("seeds", seeds) if seeds is not None else suite.seeds
+    if iters is not None:
+        suite.train["iters"] = iters
+    if batch_size is not None:
+        suite.train["batch_size"] = batch_size
+    if n_samples is not None:
+        suite.eval["n_samples"] = n_samples
+    if extractor is not None:
+        suite.extractor = extractor
+    if keep_weights is not None:
+        suite.keep_weights = keep_weights
+    plan = plan_suite(suite)
+    for note in notes:
+        err.print(f"[yellow]{note}[/]", highlight=False)
+    for skipped in plan.skipped:
+        err.print(
+            f"[yellow]skipped[/] {skipped.source} → {skipped.dataset} · {skipped.method}: "
+            f"{skipped.reason}",
+            highlight=False,
+        )
+    summary = _run_with_progress(plan, results, launcher or str(suite.launcher),
+                                 workers if workers is not None else suite.workers, force)
+    _print_summary(summary, results, time.perf_counter() - started)
+    sys.exit(summary.exit_code)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_with_progress(plan: Any, results: str, launcher: str, workers: int, force: bool) -> Any:
+    from gtbench.sweep import cell_label, run_sweep
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        sweep_task = progress.add_task("cells", total=None)
+        cell_task = progress.add_task("", total=None, visible=False)
+        labels = {cell["run_id"]: cell_label(cell) for cell in plan.cells}
+
+        def on_start(total: int) -> None:
+            progress.update(sweep_task, total=total)
+
+        def on_cell_progress(run_id: str, stage: str, done: int, total: int) -> None:
+            progress.update(
+                cell_task, description=f"  {stage}: {labels.get(run_id, run_id)}",
+                completed=done, total=total, visible=True,
+            )
+
+        def on_cell_done(cell: dict[str, Any], record: dict[str, Any] | None) -> None:
+            progress.advance(sweep_task)
+            status = record["status"] if record else "failed"
+            fid = (record or {}).get("metrics", {}).get("fid")
+            shown = f"fid {fid:.2f}" if isinstance(fid, float) else (record or {}).get("error", "")
+            colour = "green" if status == "ok" else "red"
+            progress.console.print(
+                f"[{colour}]{status}[/] {labels[cell['run_id']]} [dim]{cell['run_id']}[/] {shown}",
+                highlight=False,
+            )
+
+        return run_sweep(
+            plan, results, launcher=launcher, workers=workers, force=force,
+            on_start=on_start, on_cell_done=on_cell_done, progress=on_cell_progress,
+        )
+
+
+def _print_summary(summary: Any, results: str, wall_s: float) -> None:
+    for note in summary.notes:
+        err.print(f"[yellow]{note}[/]", highlight=False)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing to run"
+    err.print(
+        f"{summary.planned} cells planned: {summary.already_done} already done, {counts}; "
+        f"{len(summary.skipped)} combinations skipped. Wall time {wall_s:.1f} s.",
+        highlight=False,
+    )
+    for problem in summary.problems:
+        err.print(f"[red]{problem}[/]", highlight=False)
+    err.print(f"leaderboard: {Path(results) / 'leaderboard.csv'}", highlight=False)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@main.command("leaderboard")
+@click.option("--results", default=DEFAULT_RESULTS, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "md", "json"]), default="table",
+    show_default=True,
+)
+def leaderboard_command(results: str, fmt: str) -> None:
+    """Show the leaderboard (mean ± std over seeds; best method per target marked)."""
+    from gtbench.leaderboard import best_rows, write_tables
+    from gtbench.sweep import ensure_writable
+
+    if not (Path(results) / "runs").is_dir():
+        raise UsageError(f"no results in {results!r} (run `gtbench run` first)")
+    try:
+        ensure_writable(Path(results))
+        runs, board = write_tables(results)
+    except UsageError:
+        from gtbench.leaderboard import leaderboard, run_rows
+
+        runs = run_rows(results)
+        board = leaderboard(runs)
+    if fmt == "csv":
+        click.echo(board.to_csv(index=False, float_format="%.6g"), nl=False)
+        return
+    if fmt == "json":
+        click.echo(board.to_json(orient="records", indent=2))
+        return
+    if fmt == "md":
+        click.echo(board.drop(columns=["protocol"], errors="ignore").to_markdown(index=False, floatfmt=".4g"))
+        return
+    _print_board(board, best_rows(board))
+    _print_missing(results, runs)
+
+
+def _fmt(mean: Any, std: Any) -> str:
+    import math
+
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.3g}"
+    return f"{mean:.3g} ± {std:.2g}"
+
+
+def _print_board(board: Any, best: set[int]) -> None:
+    table = Table(title="leaderboard (mean ± std over seeds; ★ best FID per target)")
+    for column in ("source", "dataset", "shots", "method", "extractor", "seeds", "FID", "KID"):
+        table.add_column(column)
+    extra = [c for c in HEADLINE_EXTRAS if f"{c}_mean" in board.columns]
+    for column in extra:
+        table.add_column(column)
+    for index, row in board.iterrows():
+        star = "★ " if index in best else ""
+        cells = [
+            row["source"], row["dataset"], str(row["shots"]), star + row["method"], row["extractor"],
+            str(row["n_seeds"]), _fmt(row.get("fid_mean"), row.get("fid_std")),
+            _fmt(row.get("kid_mean"), row.get("kid_std")),
+        ]
+        cells += [_fmt(row.get(f"{c}_mean"), row.get(f"{c}_std")) for c in extra]
+        table.add_row(*cells, style="bold" if star else None)
+    out.print(table)
+
+
+def _print_missing(results: str, runs: Any) -> None:
+    from gtbench.leaderboard import PLAN_JSON
+
+    lines = []
+    if not runs.empty:
+        for _, row in runs[runs["status"] != "ok"].iterrows():
+            lines.append(f"{row['status']}: {row['source']} → {row['dataset']} · {row['method']} "
+                         f"· {row['shots']}-shot · seed {row['seed']}: {row['error']}")
+    plan_file = Path(results) / PLAN_JSON
+    if plan_file.exists():
+        try:
+            plan = json.loads(plan_file.read_text())
+        except json.JSONDecodeError:
+            plan = {}
+        have = set(runs["run_id"]) if not runs.empty else set()
+        for cell in plan.get("cells", []):
+            if cell["run_id"] not in have:
+                lines.append(f"missing: {cell['label']}: not run yet (rerun `gtbench run` to resume)")
+        for skip in plan.get("skipped", []):
+            lines.append(f"skipped: {skip['source']} → {skip['dataset']} · {skip['method']}: {skip['reason']}")
+    for line in lines:
+        out.print(line, highlight=False)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--results", default=DEFAULT_RESULTS, show_default=True)
+def show(run_id: str, results: str) -> None:
+    """Print one run's record and where its files are (RUN_ID may be a unique prefix)."""
+    from gtbench.records import RECORD, find_run, read_record, run_dir
+
+    full = find_run(results, run_id)
+    folder = run_dir(results, full)
+    record = read_record(folder / RECORD)
+    out.print_json(json.dumps(record, default=str))
+    out.print(f"record:  {folder / RECORD}", highlight=False)
+    for key, label in (("samples", "samples"), ("traceback", "traceback")):
+        if record.get(key):
+            out.print(f"{label}: {folder / Path(record[key]).name}", highlight=False)
+    if record.get("weights"):
+        out.print(f"weights: {folder / record['weights']['file']}", highlight=False)
+
+
+def _add_optional(loader: Callable[[], click.Command]) -> None:
+    """Attach a command defined in another module of the core."""
+    main.add_command(loader())
+
+
+def _generate_command() -> click.Command:
+    from gtbench.generate import generate_command
+
+    return generate_command
+
+
+_add_optional(_generate_command)
+
+
+if __name__ == "__main__":
+    main()

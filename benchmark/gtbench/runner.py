@@ -1,0 +1,241 @@
+"""Running one cell: build its plugins, adapt, evaluate, keep the generator, write the
+record. Every outcome ends in exactly one record (``ok``, ``failed`` or ``diverged``),
+except an interruption (Ctrl-C, SIGTERM), which leaves no record so the cell reruns."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gtbench import __version__, provenance
+from gtbench.api import Dataset, DatasetInfo, Generator, Method, Source
+from gtbench.cells import SCHEMA_VERSION, make_plugin
+from gtbench.errors import DivergedError
+from gtbench.evaluation import EvalSettings, evaluate, generate_images
+from gtbench.records import TRACEBACK, atomic_write_bytes, atomic_write_text, run_dir, write_record
+from gtbench.trainer import TrainConfig, build_context
+
+Reporter = Callable[[str, int, int], None]
+WEIGHTS = "generator.safetensors"
+SAMPLES = "samples.png"
+
+
+def default_device() -> torch.device:
+    """CUDA when available (``GTBENCH_DEVICE`` overrides), else CPU."""
+    import os
+
+    wanted = os.environ.get("GTBENCH_DEVICE")
+    if wanted:
+        return torch.device(wanted)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cache_dir() -> Path:
+    """gtbench's cache folder (``GTBENCH_CACHE``, default ``~/.cache/gtbench``)."""
+    import os
+
+    return Path(os.environ.get("GTBENCH_CACHE", Path.home() / ".cache" / "gtbench")).expanduser()
+
+
+class MatchedTarget(Dataset):
+    """A target seen at the source's resolution and channel count.
+
+    Training shots and evaluation images go through the same conversion (antialiased
+    bicubic resize; grey↔colour by repetition or mean), so FID compares like with like;
+    the content hash covers the conversion, so cached statistics never mix sizes."""
+
+    name = "matched"
+
+    def __init__(self, dataset: Dataset, resolution: int, channels: int) -> None:
+        super().__init__()
+        self.dataset, self.resolution, self.channels = dataset, resolution, channels
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def info(self) -> DatasetInfo:
+        inner = self.dataset.info
+        return DatasetInfo(self.resolution, self.channels, inner.size, inner.shot_pool, inner.domain)
+
+    def _convert(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] != self.channels:
+            if self.channels == 3 and images.shape[1] == 1:
+                images = images.repeat(1, 3, 1, 1)
+            elif self.channels == 1:
+                images = images.float().mean(dim=1, keepdim=True).round().to(torch.uint8)
+            else:
+                raise ValueError(f"cannot convert {images.shape[1]} channels to {self.channels}")
+        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
+            resized = F.interpolate(
+                images.float(), size=(self.resolution, self.resolution), mode="bicubic",
+                antialias=True, align_corners=False,
+            )
+            images = resized.round().clamp(0, 255).to(torch.uint8)
+        return images
+
+    def images(self) -> torch.Tensor:
+        if "all" not in self._cache:
+            self._cache["all"] = self._convert(self.dataset.images())
+        return self._cache["all"]
+
+    def evaluation_images(self) -> torch.Tensor:
+        if "eval" not in self._cache:
+            self._cache["eval"] = self._convert(self.dataset.evaluation_images())
+        return self._cache["eval"]
+
+    def split(self, shots: int, seed: int):  # noqa: ANN201 - FewShotSplit
+        return self.dataset.split(shots, seed)
+
+    def content_hash(self) -> str:
+        inner = self.dataset.content_hash()
+        key = f"{inner}:{self.resolution}:{self.channels}:bicubic-antialias"
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float [-1, 1]."""
+    return images.float() / 127.5 - 1.0
+
+
+@dataclass
+class CellOutcome:
+    run_id: str
+    status: str
+    error: str | None = None
+
+
+def _save_weights(generator: Generator, path: Path) -> str:
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    data = save(state)
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_grid(images: torch.Tensor, path: Path, columns: int = 8) -> None:
+    """Write uint8 images as one PNG grid, atomically."""
+    import io
+
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images, nrow=columns, padding=1)
+    array = grid.permute(1, 2, 0).numpy()
+    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def run_cell(cell: dict[str, Any], results_dir: str | Path, report: Reporter | None = None) -> CellOutcome:
+    """Run one cell and write its record; never raises except on interruption."""
+    results_dir = Path(results_dir)
+    folder = run_dir(results_dir, cell["run_id"])
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": cell["run_id"],
+        "status": "failed",
+        "error": None,
+        "source": cell["source"],
+        "method": cell["method"],
+        "dataset": cell["dataset"],
+        "shots": cell["shots"],
+        "seed": cell["seed"],
+        "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
+        "eval": dict(cell["eval"]),
+        "metrics": {},
+        "timings": {},
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gtbench_version": __version__,
+    }
+    try:
+        record["plugins"] = provenance.plugin_provenance(cell)
+        record["environment"] = provenance.environment()
+        _adapt_and_evaluate(cell, results_dir, folder, record, report)
+        record["status"] = "ok"
+        (folder / TRACEBACK).unlink(missing_ok=True)
+    except DivergedError as error:
+        record["status"], record["error"] = "diverged", str(error)
+    except Exception as error:  # noqa: BLE001 - a failing cell must not stop the sweep
+        record["status"] = "failed"
+        record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        atomic_write_text(folder / TRACEBACK, traceback.format_exc())
+        record["traceback"] = str(folder / TRACEBACK)
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_record(results_dir, record)
+    return CellOutcome(cell["run_id"], record["status"], record["error"])
+
+
+def _adapt_and_evaluate(
+    cell: dict[str, Any],
+    results_dir: Path,
+    folder: Path,
+    record: dict[str, Any],
+    report: Reporter | None,
+) -> None:
+    device = default_device()
+    record["device"] = str(device)
+    source: Source = make_plugin("source", cell["source"])
+    method: Method = make_plugin("method", cell["method"])
+    dataset: Dataset = make_plugin("dataset", cell["dataset"])
+    extractor = make_plugin("extractor", cell["eval"]["extractor"])
+    info = source.info
+    target = MatchedTarget(dataset, info.resolution, info.channels)
+    split = target.split(cell["shots"], cell["seed"])
+    shots = target.images()[list(split.train)]
+    record["train_indices"] = list(split.train)
+
+    torch.manual_seed(cell["seed"])
+    networks = source.load(pretrained=method.start_from_pretrained)
+    discriminator = networks.discriminator
+    if discriminator is None and method.trains():
+        discriminator = source.new_discriminator()
+        record["discriminator"] = "fresh (source has none)" if method.start_from_pretrained else "fresh"
+    else:
+        record["discriminator"] = "pretrained" if method.start_from_pretrained else "fresh"
+    config = TrainConfig(**cell["train"]) if cell["train"] else TrainConfig(iters=0)
+    ctx = build_context(
+        networks.generator, discriminator, to_unit_range(shots), config, cell["seed"], device
+    )
+    if report is not None:
+        ctx.progress = lambda done, total, stats: report("train", done, total)
+    start = time.perf_counter()
+    method.fit(ctx)
+    record["timings"]["train_s"] = round(time.perf_counter() - start, 3)
+    record["method_metrics"] = method.extra_metrics(ctx)
+    generator = ctx.g_ema if ctx.g_ema is not None else ctx.generator
+
+    start = time.perf_counter()
+    settings_fields = EvalSettings.__dataclass_fields__
+    settings = EvalSettings(**{k: v for k, v in cell["eval"].items() if k in settings_fields})
+    extractor.check_available()
+    evaluation = evaluate(
+        generator, target, shots, extractor, settings, seed=cell["seed"], device=device,
+        cache_dir=cache_dir(), progress=report,
+    )
+    record["timings"]["eval_s"] = round(time.perf_counter() - start, 3)
+    record["metrics"] = evaluation.metrics
+    record["eval"].update({k: v for k, v in evaluation.settings.items() if k != "extractor"})
+
+    samples = generate_images(generator, 64, seed=cell["seed"] + 10_000, device=device)
+    save_grid(samples, folder / SAMPLES)
+    record["samples"] = SAMPLES
+    if cell.get("keep_weights", True):
+        record["weights"] = {
+            "file": WEIGHTS,
+            "sha256": _save_weights(generator, folder / WEIGHTS),
+            "format": "safetensors",
+            "resolution": info.resolution,
+            "channels": info.channels,
+            "latent_shape": list(info.latent_shape),
+        }
+    else:
+        record["weights"] = None

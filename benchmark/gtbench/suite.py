@@ -1,0 +1,120 @@
+"""A suite names a whole sweep: sources × methods × datasets × shots × seeds, the trainer
+budget and the evaluation protocol. Suites are TOML or YAML files; unknown keys are an
+error, never silently ignored. Command-line options override a suite's values.
+
+Example::
+
+    sources  = ["animals-dcgan32"]
+    methods  = ["finetune", "freeze-d:layers=2"]
+    datasets = ["animals-cat", {name = "folder", path = "~/cats", res = 32}]
+    shots    = [10]
+    seeds    = [0, 1, 2]
+
+    [train]
+    iters = 300
+    batch_size = 16
+
+    [eval]
+    extractor = "debug"
+    n_samples = 1000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gtbench.errors import UsageError
+from gtbench.evaluation import EvalSettings
+from gtbench.trainer import TrainConfig
+
+PluginRef = str | dict[str, Any]
+
+DEFAULT_SUITE = "default"
+
+
+@dataclass
+class Suite:
+    """A sweep description, as read from a suite file and the command line."""
+
+    name: str = "custom"
+    sources: list[PluginRef] = field(default_factory=list)
+    methods: list[PluginRef] = field(default_factory=list)
+    datasets: list[PluginRef] = field(default_factory=list)
+    shots: list[int] = field(default_factory=lambda: [10])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    extractor: PluginRef = "debug"
+    train: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
+    launcher: PluginRef = "local"
+    workers: int = 1
+    keep_weights: bool = True
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**self.train)
+
+    def eval_settings(self) -> EvalSettings:
+        return EvalSettings(**self.eval)
+
+
+_TOP_KEYS = {f.name for f in dataclasses.fields(Suite)}
+_LIST_KEYS = {"sources", "methods", "datasets", "shots", "seeds"}
+
+
+def suite_from_mapping(data: dict[str, Any], origin: str) -> Suite:
+    """Validate a parsed suite file; every unknown key is an error naming the file."""
+    data = dict(data)
+    if "eval" in data and "extractor" in data["eval"]:
+        data["eval"] = dict(data["eval"])
+        data["extractor"] = data["eval"].pop("extractor")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise UsageError(
+            f"{origin}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_TOP_KEYS))})"
+        )
+    for key in _LIST_KEYS & set(data):
+        if not isinstance(data[key], list):
+            data[key] = [data[key]]
+    _check_section(data.get("train", {}), TrainConfig, f"{origin} [train]")
+    _check_section(data.get("eval", {}), EvalSettings, f"{origin} [eval]")
+    return Suite(**data)
+
+
+def _check_section(section: Any, cls: type, origin: str) -> None:
+    if not isinstance(section, dict):
+        raise UsageError(f"{origin}: expected a table, got {section!r}")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise UsageError(f"{origin}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read a suite from a TOML or YAML file, or a built-in suite by name."""
+    path_str = str(path)
+    builtin = resources.files("gtbench") / "suites" / f"{path_str}.toml"
+    if not Path(path_str).exists() and builtin.is_file():
+        return suite_from_mapping(
+            {"name": path_str, **tomllib.loads(builtin.read_text())}, f"suite {path_str!r}"
+        )
+    file = Path(path_str).expanduser()
+    if not file.is_file():
+        raise UsageError(f"suite file {path_str!r} not found")
+    text = file.read_text()
+    try:
+        if file.suffix in {".yaml", ".yml"}:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as error:  # noqa: BLE001 - any parse error is the file's
+        raise UsageError(f"suite file {path_str}: cannot parse: {error}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"suite file {path_str}: expected a table at the top level")
+    data.setdefault("name", file.stem)
+    return suite_from_mapping(data, f"suite file {path_str}")

@@ -1,0 +1,128 @@
+"""A sweep: plan the cells, skip those already done (resume), hand the rest to a launcher,
+and rebuild the tables after every finished cell."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gtbench import registry
+from gtbench.api import LaunchRequest
+from gtbench.cells import Plan, Skipped, describe, make_plugin
+from gtbench.errors import UsageError
+from gtbench.leaderboard import PLAN_JSON, write_tables
+from gtbench.records import RECORD, CorruptRecord, atomic_write_text, read_record, run_dir
+from gtbench.spec import parse_spec
+
+
+@dataclass
+class SweepSummary:
+    planned: int = 0
+    already_done: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    skipped: list[Skipped] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # failed/diverged cells, one line each
+    notes: list[str] = field(default_factory=list)  # corrupt records found, ...
+    wall_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.statuses["failed"] or self.statuses["diverged"] else 0
+
+
+def cell_label(cell: dict[str, Any]) -> str:
+    return (
+        f"{describe(cell['source'], 'source')} → {describe(cell['dataset'], 'dataset')} "
+        f"· {describe(cell['method'], 'method')} · {cell['shots']}-shot · seed {cell['seed']}"
+    )
+
+
+def ensure_writable(results_dir: Path) -> None:
+    """Fail early, in one line, when the results folder cannot be written."""
+    try:
+        (results_dir / "runs").mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=results_dir, prefix=".probe-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"results folder {results_dir} is not writable: {error.strerror or error}") from None
+
+
+def pending_cells(plan: Plan, results_dir: Path, force: bool) -> tuple[list[dict[str, Any]], int, list[str]]:
+    """Cells to run, how many are already done, and notes on corrupt records found."""
+    pending, done, notes = [], 0, []
+    for cell in plan.cells:
+        path = run_dir(results_dir, cell["run_id"]) / RECORD
+        if path.exists() and not force:
+            try:
+                if read_record(path)["status"] == "ok":
+                    done += 1
+                    continue
+            except CorruptRecord as error:
+                notes.append(f"corrupt record, running the cell again: {error}")
+        pending.append(cell)
+    return pending, done, notes
+
+
+def _write_plan(plan: Plan, results_dir: Path) -> None:
+    payload = {
+        "cells": [{"run_id": c["run_id"], "label": cell_label(c)} for c in plan.cells],
+        "skipped": [vars(s) for s in plan.skipped],
+    }
+    atomic_write_text(results_dir / PLAN_JSON, json.dumps(payload, indent=2) + "\n")
+
+
+def run_sweep(
+    plan: Plan,
+    results_dir: str | Path,
+    *,
+    launcher: str = "local",
+    workers: int = 1,
+    force: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_cell_done: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
+    progress: Callable[[str, str, int, int], None] | None = None,
+) -> SweepSummary:
+    """Run every pending cell of ``plan``; returns what happened.
+
+    Raises one-line errors (unwritable folder, missing extractor weights, broken plugins)
+    before any cell trains."""
+    start = time.perf_counter()
+    results_dir = Path(results_dir)
+    ensure_writable(results_dir)
+    summary = SweepSummary(planned=len(plan.cells), skipped=list(plan.skipped))
+    pending, summary.already_done, summary.notes = pending_cells(plan, results_dir, force)
+    launcher_plugin = registry.launchers().create(parse_spec(launcher))
+    if pending:
+        make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
+    _write_plan(plan, results_dir)
+    by_id = {cell["run_id"]: cell for cell in pending}
+    if on_start is not None:
+        on_start(len(pending))
+
+    def done(run_id: str) -> None:
+        record = None
+        try:
+            record = read_record(run_dir(results_dir, run_id) / RECORD)
+        except CorruptRecord:
+            pass
+        status = record["status"] if record else "failed"
+        summary.statuses[status] += 1
+        if status != "ok":
+            error = record.get("error") if record else "no record written"
+            summary.problems.append(f"{status}: {cell_label(by_id[run_id])}: {error}")
+        write_tables(results_dir)
+        if on_cell_done is not None:
+            on_cell_done(by_id[run_id], record)
+
+    if pending:
+        request = LaunchRequest(pending, str(results_dir), workers, {}, progress)
+        launcher_plugin.launch(request, done)
+    write_tables(results_dir)
+    summary.wall_s = time.perf_counter() - start
+    return summary

@@ -1,0 +1,25 @@
+"""Run cells one after another in this process (the default; shows per-cell progress)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gtbench.api import Launcher, LaunchRequest
+from gtbench.runner import run_cell
+
+
+class LocalLauncher(Launcher):
+    description = "in-process, sequential"
+
+    def launch(self, request: LaunchRequest, on_done: Callable[[str], None]) -> None:
+        for cell in request.cells:
+            run_id = cell["run_id"]
+            report = None
+            if request.progress is not None:
+                progress = request.progress
+
+                def report(stage: str, done: int, total: int, _id: str = run_id) -> None:
+                    progress(_id, stage, done, total)
+
+            run_cell(dict(cell), request.results_dir, report)
+            on_done(run_id)
