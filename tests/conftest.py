@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["COLUMNS"] = "200"  # rich tables unfolded in captured output
 
 import torch  # noqa: E402
 

@@ -31,7 +31,11 @@ out = Console()
 err = Console(stderr=True)
 DEFAULT_RESULTS = "results"
 # Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
-HEADLINE_EXTRAS = ("intra_cluster_diversity", "mem_closer_to_train", "train_s")
+HEADLINE_EXTRAS = {
+    "intra_cluster_diversity": "diversity",
+    "mem_closer_to_train": "memorised",
+    "train_s": "train s",
+}
 
 
 def _fail(error: Exception) -> None:
@@ -329,10 +333,10 @@ def _fmt(mean: Any, std: Any) -> str:
 def _print_board(board: Any, best: set[int]) -> None:
     table = Table(title="leaderboard (mean ± std over seeds; ★ best FID per target)")
     for column in ("source", "dataset", "shots", "method", "extractor", "seeds", "FID", "KID"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     extra = [c for c in HEADLINE_EXTRAS if f"{c}_mean" in board.columns]
     for column in extra:
-        table.add_column(column)
+        table.add_column(HEADLINE_EXTRAS[column], overflow="fold")
     for index, row in board.iterrows():
         star = "★ " if index in best else ""
         cells = [
@@ -399,7 +403,20 @@ def _generate_command() -> click.Command:
     return generate_command
 
 
-_add_optional(_generate_command)
+def _fetch_command() -> click.Command:
+    from gtbench.fetch_cli import fetch_command
+
+    return fetch_command
+
+
+def _pretrain_command() -> click.Command:
+    from gtbench.pretrain import pretrain_command
+
+    return pretrain_command
+
+
+for _loader in (_generate_command, _fetch_command, _pretrain_command):
+    _add_optional(_loader)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,15 +106,30 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-def _forward(generator: Generator, z: torch.Tensor, truncation: float | None) -> torch.Tensor:
+def _accepts_truncation(generator: Generator) -> bool:
+    accepted = inspect.signature(generator.forward).parameters.values()
+    return any(p.name == "truncation" or p.kind is p.VAR_KEYWORD for p in accepted)
+
+
+@contextmanager
+def _truncation(generator: Generator, truncation: float | None) -> Iterator[dict[str, Any]]:
+    """Keyword arguments for the forward pass that apply ``truncation``.
+
+    A generator either takes ``truncation=`` in ``forward`` or carries a ``truncation``
+    attribute (set here for the duration and restored after)."""
     if truncation is None:
-        return generator(z)
-    accepted = inspect.signature(generator.forward).parameters
-    if "truncation" not in accepted and not any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()
-    ):
+        yield {}
+    elif _accepts_truncation(generator):
+        yield {"truncation": truncation}
+    elif isinstance(getattr(generator, "truncation", None), (int, float)):
+        previous = generator.truncation
+        generator.truncation = float(truncation)
+        try:
+            yield {}
+        finally:
+            generator.truncation = previous
+    else:
         raise UsageError(f"generator {type(generator).__name__} does not support truncation")
-    return generator(z, truncation=truncation)
 
 
 def generate_images(
@@ -142,10 +157,10 @@ def generate_images(
     generator.eval()
     batches = []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _truncation(generator, truncation) as extra:
             for start in range(0, n, batch_size):
                 z = latents[start : start + batch_size].to(device)
-                batches.append(to_uint8(_forward(generator, z, truncation)).cpu())
+                batches.append(to_uint8(generator(z, **extra)).cpu())
                 if progress is not None:
                     progress("generate", min(start + batch_size, n), n)
     finally:

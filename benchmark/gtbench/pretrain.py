@@ -202,11 +202,12 @@ def pretrain(
     say = log or (lambda _message: None)
 
     info = source_obj.info
-    torch.manual_seed(seed)
-    networks = source_obj.load(pretrained=False)
-    discriminator = networks.discriminator
-    if discriminator is None:
-        discriminator = source_obj.new_discriminator()
+    with torch.random.fork_rng():  # seeds sources that draw from the global RNG
+        torch.manual_seed(seed)
+        networks = source_obj.load(pretrained=False)
+        discriminator = networks.discriminator
+        if discriminator is None:
+            discriminator = source_obj.new_discriminator()
     raw = dataset_obj.images()
     data_hash = dataset_obj.content_hash()
     real = to_training_images(raw, info.resolution, info.channels)

@@ -1,0 +1,19 @@
+"""Small shared pieces of the test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from gtbench.cli import main
+
+FAST = ["--suite", "debug", "--iters", "4", "--n-samples", "40", "--batch-size", "4"]
+
+
+def gtbench(*args: str, results: Path | None = None) -> Result:
+    """Run the CLI in-process; returns click's result (exit_code, output, stderr)."""
+    argv = list(args)
+    if results is not None:
+        argv += ["--results", str(results)]
+    return CliRunner().invoke(main, argv, catch_exceptions=False)

@@ -1,0 +1,152 @@
+"""End-to-end runs of the debug suite through the command line, and its bad-input paths."""
+
+import json
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from gtbench import registry
+from gtbench.api import Method
+from tests.helpers import FAST, gtbench
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    result = gtbench("run", *FAST, "--seeds", "0,1", results=results)
+    assert result.exit_code == 0, result.output
+    return results
+
+
+def test_run_writes_records_tables_and_samples(finished):
+    runs = pd.read_csv(finished / "runs.csv")
+    assert len(runs) == 6 and set(runs["status"]) == {"ok"}
+    board = pd.read_csv(finished / "leaderboard.csv")
+    assert list(board.columns[:10]) == [
+        "source", "method", "dataset", "shots", "extractor",
+        "n_seeds", "fid_mean", "fid_std", "kid_mean", "kid_std",
+    ]
+    assert set(board["n_seeds"]) == {2} and len(board) == 3
+    for run_id in runs["run_id"]:
+        folder = finished / "runs" / run_id
+        record = json.loads((folder / "record.json").read_text())
+        for key in ("schema_version", "hparams", "metrics", "timings", "plugins", "environment"):
+            assert key in record
+        assert record["eval"]["kid_subset_size"] <= record["eval"]["n_samples"]
+        assert record["plugins"]["method"]["distribution"] == "gtbench"
+        assert (folder / "samples.png").stat().st_size > 0
+        assert (folder / "generator.safetensors").exists()
+
+
+def test_rerun_skips_done_cells(finished):
+    before = {p: p.stat().st_mtime_ns for p in (finished / "runs").glob("*/record.json")}
+    result = gtbench("run", *FAST, "--seeds", "0,1", results=finished)
+    assert result.exit_code == 0 and "6 already done" in result.output
+    assert before == {p: p.stat().st_mtime_ns for p in (finished / "runs").glob("*/record.json")}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "md", "json", "table"])
+def test_leaderboard_formats(finished, fmt):
+    result = gtbench("leaderboard", "--format", fmt, results=finished)
+    assert result.exit_code == 0
+    assert "finetune" in result.output
+    if fmt == "table":
+        assert "★" in result.output
+
+
+def test_show_accepts_a_prefix(finished):
+    run_id = pd.read_csv(finished / "runs.csv")["run_id"][0]
+    result = gtbench("show", run_id[:6], results=finished)
+    assert result.exit_code == 0 and run_id in result.output and "samples.png" in result.output
+    missing = gtbench("show", "zzzz", results=finished)
+    assert missing.exit_code == 1 and "no run 'zzzz'" in missing.output
+
+
+def test_list_shows_every_kind():
+    result = gtbench("list", "--json")
+    listing = json.loads(result.output)["plugins"]
+    assert {"source", "method", "dataset", "extractor", "launcher"} <= set(listing)
+    assert any(p["name"] == "finetune" for p in listing["method"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "finetun"], "did you mean 'finetune'"),
+        (["--shots", "0"], "--shots must be at least 1"),
+        (["--shots", "-2"], "--shots must be at least 1"),
+        (["--shots", "500"], "--shots 500 is larger than dataset"),
+        (["--shots", "ten"], "comma-separated integers"),
+        (["--sources", "debug:widht=2"], "has no parameter 'widht'"),
+        (["--launcher", "slurmm"], "unknown launcher"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(tmp_path, args, message):
+    result = gtbench("run", *FAST, *args, results=tmp_path)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unwritable_results_folder(tmp_path):
+    if os.geteuid() == 0:
+        target = tmp_path / "file"
+        target.write_text("not a folder")  # root ignores permissions; a file blocks mkdir
+    else:
+        target = tmp_path / "ro"
+        target.mkdir()
+        target.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    result = gtbench("run", *FAST, "--methods", "finetune", results=target)
+    assert result.exit_code == 2 and "not writable" in result.output
+
+
+def test_corrupt_record_is_reported_and_rerun(tmp_path):
+    assert gtbench("run", *FAST, "--methods", "finetune", results=tmp_path).exit_code == 0
+    record = next((tmp_path / "runs").glob("*/record.json"))
+    record.write_text('{"status": "ok", "run_')  # truncated
+    result = gtbench("run", *FAST, "--methods", "finetune", results=tmp_path)
+    assert result.exit_code == 0 and "corrupt record" in result.output
+    assert json.loads(record.read_text())["status"] == "ok"
+
+
+class _Explode(Method):
+    def generator_loss(self, ctx, step):
+        return step.fake.mean() * float("nan")
+
+
+class _Crash(Method):
+    def setup(self, ctx):
+        raise RuntimeError("boom in setup")
+
+
+def test_diverged_and_failed_cells_do_not_stop_the_sweep(tmp_path):
+    registry.methods().register("explode", _Explode)
+    registry.methods().register("crash", _Crash)
+    try:
+        result = gtbench("run", *FAST, "--methods", "explode,crash,finetune", results=tmp_path)
+    finally:
+        registry.reset()
+    assert result.exit_code == 1
+    runs = pd.read_csv(tmp_path / "runs.csv").set_index("method")
+    assert runs.loc["explode", "status"] == "diverged"
+    assert runs.loc["crash", "status"] == "failed"
+    assert "boom in setup" in runs.loc["crash", "error"]
+    assert runs.loc["finetune", "status"] == "ok"
+    crash_id = runs.loc["crash", "run_id"]
+    assert "RuntimeError" in (tmp_path / "runs" / crash_id / "traceback.txt").read_text()
+    board = gtbench("leaderboard", results=tmp_path)
+    assert "failed:" in board.output and "diverged:" in board.output
+
+
+def test_missing_extractor_weights_fail_before_training(tmp_path, monkeypatch):
+    monkeypatch.delenv("GTBENCH_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    result = gtbench(
+        "run", *FAST, "--methods", "finetune", "--extractor",
+        f"inception-v3-compat:weights={tmp_path / 'none.pth'}", results=tmp_path,
+    )
+    assert result.exit_code == 1
+    assert "inception" in result.output.lower() and "Traceback" not in result.output
+    assert not list((tmp_path / "runs").glob("*/record.json"))

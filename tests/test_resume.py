@@ -1,0 +1,58 @@
+"""A sweep killed with SIGKILL mid-way and rerun ends with every cell exactly once and the
+same leaderboard as an uninterrupted sweep."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from gtbench.records import iter_records
+from tests.helpers import FAST
+
+SWEEP = [*FAST, "--methods", "scratch,finetune", "--seeds", "0,1,2"]
+TIMINGS = ("_s_mean", "_s_std")
+
+
+def _sweep(results: Path) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gtbench.cli", "run", *SWEEP, "--results", str(results)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )
+
+
+def _board(results: Path) -> pd.DataFrame:
+    board = pd.read_csv(results / "leaderboard.csv")
+    return board[[c for c in board.columns if not c.endswith(TIMINGS)]]
+
+
+def test_sigkill_then_resume(tmp_path):
+    killed = tmp_path / "killed"
+    process = _sweep(killed)
+    deadline = time.time() + 120
+    while len(list(killed.glob("runs/*/record.json"))) < 2:
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(list(killed.glob("runs/*/record.json")))
+    assert done_before < 6
+
+    resumed = _sweep(killed)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()
+    assert f"{done_before} already done" in err.decode()
+    records = list(iter_records(killed))
+    assert len(records) == 6 and len({r["run_id"] for r in records}) == 6
+    assert all(r["status"] == "ok" for r in records)
+
+    clean = tmp_path / "clean"
+    straight = _sweep(clean)
+    _, err = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err.decode()
+    pd.testing.assert_frame_equal(_board(killed), _board(clean))

@@ -1,0 +1,41 @@
+import pytest
+
+from gtbench.errors import UsageError
+from gtbench.suite import load_suite
+
+
+def test_builtin_suites_load():
+    suite = load_suite("debug")
+    assert suite.sources == ["debug"] and suite.train["iters"] > 0
+    load_suite("default")
+
+
+def test_toml_and_yaml(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('methods = ["finetune"]\nseeds = [0, 1]\n[train]\niters = 3\n')
+    yaml = tmp_path / "s.yaml"
+    yaml.write_text("methods: [finetune]\nseeds: [0, 1]\ntrain: {iters: 3}\n")
+    for path in (toml, yaml):
+        suite = load_suite(path)
+        assert suite.methods == ["finetune"] and suite.seeds == [0, 1]
+        assert suite.train_config().iters == 3
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [("metods = ['x']\n", "metods"), ("[train]\nitres = 3\n", "itres"), ("[eval]\nn_sample = 3\n", "n_sample")],
+)
+def test_unknown_keys_are_errors(tmp_path, text, key):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=key):
+        load_suite(path)
+
+
+def test_missing_and_unparsable(tmp_path):
+    with pytest.raises(UsageError, match="not found"):
+        load_suite(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("methods = [")
+    with pytest.raises(UsageError, match="cannot parse"):
+        load_suite(bad)
