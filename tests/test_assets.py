@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from gtbench import assets as assets_module
 from gtbench import registry
 from gtbench.api import Dataset, DatasetInfo

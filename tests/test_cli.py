@@ -25,8 +25,16 @@ def test_run_writes_records_tables_and_samples(finished):
     assert len(runs) == 6 and set(runs["status"]) == {"ok"}
     board = pd.read_csv(finished / "leaderboard.csv")
     assert list(board.columns[:10]) == [
-        "source", "method", "dataset", "shots", "extractor",
-        "n_seeds", "fid_mean", "fid_std", "kid_mean", "kid_std",
+        "source",
+        "method",
+        "dataset",
+        "shots",
+        "extractor",
+        "n_seeds",
+        "fid_mean",
+        "fid_std",
+        "kid_mean",
+        "kid_std",
     ]
     assert set(board["n_seeds"]) == {2} and len(board) == 3
     for run_id in runs["run_id"]:
@@ -144,8 +152,13 @@ def test_missing_extractor_weights_fail_before_training(tmp_path, monkeypatch):
     monkeypatch.delenv("GTBENCH_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     result = gtbench(
-        "run", *FAST, "--methods", "finetune", "--extractor",
-        f"inception-v3-compat:weights={tmp_path / 'none.pth'}", results=tmp_path,
+        "run",
+        *FAST,
+        "--methods",
+        "finetune",
+        "--extractor",
+        f"inception-v3-compat:weights={tmp_path / 'none.pth'}",
+        results=tmp_path,
     )
     assert result.exit_code == 1
     assert "inception" in result.output.lower() and "Traceback" not in result.output

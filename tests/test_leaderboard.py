@@ -9,11 +9,17 @@ from gtbench.records import write_record
 def _record(run_id, method, seed, fid, status="ok"):
     ref = {"params": {}}
     return {
-        "run_id": run_id, "status": status, "error": None if status == "ok" else "boom",
-        "source": {**ref, "name": "debug"}, "method": {**ref, "name": method},
-        "dataset": {**ref, "name": "debug"}, "shots": 10, "seed": seed,
+        "run_id": run_id,
+        "status": status,
+        "error": None if status == "ok" else "boom",
+        "source": {**ref, "name": "debug"},
+        "method": {**ref, "name": method},
+        "dataset": {**ref, "name": "debug"},
+        "shots": 10,
+        "seed": seed,
         "eval": {"extractor": {**ref, "name": "debug"}, "n_samples": 50},
-        "hparams": {"train": {"iters": 5}}, "metrics": {"fid": fid, "kid_mean": fid / 100},
+        "hparams": {"train": {"iters": 5}},
+        "metrics": {"fid": fid, "kid_mean": fid / 100},
         "timings": {"train_s": 1.0},
     }
 

@@ -23,7 +23,11 @@ def test_toml_and_yaml(tmp_path):
 
 @pytest.mark.parametrize(
     "text, key",
-    [("metods = ['x']\n", "metods"), ("[train]\nitres = 3\n", "itres"), ("[eval]\nn_sample = 3\n", "n_sample")],
+    [
+        ("metods = ['x']\n", "metods"),
+        ("[train]\nitres = 3\n", "itres"),
+        ("[eval]\nn_sample = 3\n", "n_sample"),
+    ],
 )
 def test_unknown_keys_are_errors(tmp_path, text, key):
     path = tmp_path / "s.toml"

@@ -14,7 +14,9 @@ def _context(iters=3, seed=0, **config):
     networks = registry.sources().create("debug").load()
     real = to_unit_range(registry.datasets().create("debug").images()[:10])
     cfg = TrainConfig(iters=iters, batch_size=4, **config)
-    return build_context(networks.generator, networks.discriminator, real, cfg, seed, torch.device("cpu"))
+    return build_context(
+        networks.generator, networks.discriminator, real, cfg, seed, torch.device("cpu")
+    )
 
 
 def _weights(module):

@@ -96,6 +96,9 @@ class Plugin:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     parameters: ClassVar[Mapping[str, Parameter]] = {}
+    # Parameters that make a small, quick, working instance (no user files needed): used
+    # by the registry-wide tests, so a new plugin is tested without writing a test.
+    example_params: ClassVar[Mapping[str, Any]] = {}
     # files (weights, data) the plugin downloads; `gtbench fetch NAME` pre-fetches them
     assets: ClassVar[tuple[Asset, ...]] = ()
 

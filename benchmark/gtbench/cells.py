@@ -140,7 +140,8 @@ def plan_suite(suite: Suite) -> Plan:
                         "train": train if method.trains() else {},
                         "eval": {"extractor": extractor, **evaluation},
                     }
-                    cell = dict(identity, run_id=run_id_of(identity), keep_weights=suite.keep_weights)
+                    cell = dict(
+                        identity, run_id=run_id_of(identity), keep_weights=suite.keep_weights
+                    )
                     plan.cells.append(cell)
     return plan
-

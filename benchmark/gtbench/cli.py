@@ -86,7 +86,9 @@ def list_plugins(kind: str | None, as_json: bool) -> None:
         for column in ("name", "from", "status", "description", "parameters"):
             table.add_column(column, overflow="fold")
         for plugin in plugins:
-            status = "[green]ok[/]" if plugin["error"] is None else f"[red]broken[/]: {plugin['error']}"
+            status = (
+                "[green]ok[/]" if plugin["error"] is None else f"[red]broken[/]: {plugin['error']}"
+            )
             params = ", ".join(f"{k}={v['default']}" for k, v in plugin["parameters"].items())
             table.add_row(
                 plugin["name"], plugin["distribution"], status, plugin["description"], params
@@ -187,7 +189,6 @@ def run(
 
     from gtbench.cells import plan_suite
     from gtbench.suite import DEFAULT_SUITE, load_suite
-    from gtbench.sweep import run_sweep
 
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -217,8 +218,13 @@ def run(
             f"{skipped.reason}",
             highlight=False,
         )
-    summary = _run_with_progress(plan, results, launcher or str(suite.launcher),
-                                 workers if workers is not None else suite.workers, force)
+    summary = _run_with_progress(
+        plan,
+        results,
+        launcher or str(suite.launcher),
+        workers if workers is not None else suite.workers,
+        force,
+    )
     _print_summary(summary, results, time.perf_counter() - started)
     sys.exit(summary.exit_code)
 
@@ -248,8 +254,11 @@ def _run_with_progress(plan: Any, results: str, launcher: str, workers: int, for
 
         def on_cell_progress(run_id: str, stage: str, done: int, total: int) -> None:
             progress.update(
-                cell_task, description=f"  {stage}: {labels.get(run_id, run_id)}",
-                completed=done, total=total, visible=True,
+                cell_task,
+                description=f"  {stage}: {labels.get(run_id, run_id)}",
+                completed=done,
+                total=total,
+                visible=True,
             )
 
         def on_cell_done(cell: dict[str, Any], record: dict[str, Any] | None) -> None:
@@ -264,8 +273,14 @@ def _run_with_progress(plan: Any, results: str, launcher: str, workers: int, for
             )
 
         return run_sweep(
-            plan, results, launcher=launcher, workers=workers, force=force,
-            on_start=on_start, on_cell_done=on_cell_done, progress=on_cell_progress,
+            plan,
+            results,
+            launcher=launcher,
+            workers=workers,
+            force=force,
+            on_start=on_start,
+            on_cell_done=on_cell_done,
+            progress=on_cell_progress,
         )
 
 
@@ -289,7 +304,10 @@ def _print_summary(summary: Any, results: str, wall_s: float) -> None:
 @main.command("leaderboard")
 @click.option("--results", default=DEFAULT_RESULTS, show_default=True)
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "md", "json"]), default="table",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "md", "json"]),
+    default="table",
     show_default=True,
 )
 def leaderboard_command(results: str, fmt: str) -> None:
@@ -314,7 +332,11 @@ def leaderboard_command(results: str, fmt: str) -> None:
         click.echo(board.to_json(orient="records", indent=2))
         return
     if fmt == "md":
-        click.echo(board.drop(columns=["protocol"], errors="ignore").to_markdown(index=False, floatfmt=".4g"))
+        click.echo(
+            board.drop(columns=["protocol"], errors="ignore").to_markdown(
+                index=False, floatfmt=".4g"
+            )
+        )
         return
     _print_board(board, best_rows(board))
     _print_missing(results, runs)
@@ -340,8 +362,13 @@ def _print_board(board: Any, best: set[int]) -> None:
     for index, row in board.iterrows():
         star = "★ " if index in best else ""
         cells = [
-            row["source"], row["dataset"], str(row["shots"]), star + row["method"], row["extractor"],
-            str(row["n_seeds"]), _fmt(row.get("fid_mean"), row.get("fid_std")),
+            row["source"],
+            row["dataset"],
+            str(row["shots"]),
+            star + row["method"],
+            row["extractor"],
+            str(row["n_seeds"]),
+            _fmt(row.get("fid_mean"), row.get("fid_std")),
             _fmt(row.get("kid_mean"), row.get("kid_std")),
         ]
         cells += [_fmt(row.get(f"{c}_mean"), row.get(f"{c}_std")) for c in extra]
@@ -355,8 +382,10 @@ def _print_missing(results: str, runs: Any) -> None:
     lines = []
     if not runs.empty:
         for _, row in runs[runs["status"] != "ok"].iterrows():
-            lines.append(f"{row['status']}: {row['source']} → {row['dataset']} · {row['method']} "
-                         f"· {row['shots']}-shot · seed {row['seed']}: {row['error']}")
+            lines.append(
+                f"{row['status']}: {row['source']} → {row['dataset']} · {row['method']} "
+                f"· {row['shots']}-shot · seed {row['seed']}: {row['error']}"
+            )
     plan_file = Path(results) / PLAN_JSON
     if plan_file.exists():
         try:
@@ -366,9 +395,14 @@ def _print_missing(results: str, runs: Any) -> None:
         have = set(runs["run_id"]) if not runs.empty else set()
         for cell in plan.get("cells", []):
             if cell["run_id"] not in have:
-                lines.append(f"missing: {cell['label']}: not run yet (rerun `gtbench run` to resume)")
+                lines.append(
+                    f"missing: {cell['label']}: not run yet (rerun `gtbench run` to resume)"
+                )
         for skip in plan.get("skipped", []):
-            lines.append(f"skipped: {skip['source']} → {skip['dataset']} · {skip['method']}: {skip['reason']}")
+            lines.append(
+                f"skipped: {skip['source']} → {skip['dataset']} · {skip['method']}: "
+                f"{skip['reason']}"
+            )
     for line in lines:
         out.print(line, highlight=False)
 

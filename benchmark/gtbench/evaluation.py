@@ -170,16 +170,15 @@ def generate_images(
 
 def to_target_format(images: torch.Tensor, channels: int, resolution: int) -> torch.Tensor:
     """Give generated images the target's channels and resolution, so like is compared with
-    like (a colour source adapted to a grey target is judged in grey)."""
+    like (a colour source judged on a grey target is judged in grey). The same conversion
+    as the runner applies to targets: channel mean or repetition, antialiased bicubic."""
     if images.shape[1] == 3 and channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        images = (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255)
-        images = images.to(torch.uint8)
+        images = images.float().mean(dim=1, keepdim=True).round().to(torch.uint8)
     elif images.shape[1] == 1 and channels == 3:
         images = images.repeat(1, 3, 1, 1)
     if images.shape[-2:] != (resolution, resolution):
         resized = F.interpolate(
-            images.float(), size=(resolution, resolution), mode="bilinear", antialias=True
+            images.float(), size=(resolution, resolution), mode="bicubic", antialias=True
         )
         images = resized.round().clamp(0, 255).to(torch.uint8)
     return images
@@ -212,7 +211,7 @@ def load_feature_extractor(extractor: Extractor, device: torch.device) -> Featur
         extractor.feature_layer(),
         extractor.fidelity_kwargs(),
     )
-    key = (name, layer, repr(sorted(kwargs.items())), str(device))
+    key = (name, layer, repr(sorted(kwargs.items())), extractor.identity(), str(device))
     if key not in _EXTRACTOR_CACHE:
         cuda = device.type == "cuda"
         with torch.cuda.device(device) if cuda else nullcontext():

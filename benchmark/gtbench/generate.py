@@ -19,7 +19,9 @@ from gtbench.records import RECORD, find_run, read_record, run_dir
 
 def _checked_weights(folder: Path, record: dict[str, Any]) -> Path:
     if record["status"] != "ok":
-        raise GtbenchError(f"run {record['run_id']} has status {record['status']}: no generator to load")
+        raise GtbenchError(
+            f"run {record['run_id']} has status {record['status']}: no generator to load"
+        )
     weights = record.get("weights")
     if not weights:
         raise GtbenchError(
@@ -147,7 +149,12 @@ def generate_command(
     with Progress(console=console) as progress:
         task = progress.add_task("generating", total=count)
         images = generate_images(
-            generator, count, seed=seed, device=device, batch_size=batch, truncation=truncation,
+            generator,
+            count,
+            seed=seed,
+            device=device,
+            batch_size=batch,
+            truncation=truncation,
             progress=lambda stage, done, total: progress.update(task, completed=done),
         )
         for index, image in enumerate(images):

@@ -284,7 +284,7 @@ def pretrain(
         "command": (
             f"gtbench pretrain --source {_spec_text(source_obj)} --dataset "
             f"{_spec_text(dataset_obj)} --iters {train_config.iters} --batch-size "
-            f"{train_config.batch_size} --seed {seed} --out {out.name}"
+            f"{train_config.batch_size} --seed {seed} --out {os.fspath(out_path)}"
             + "".join(
                 f" --set {k}={v}"
                 for k, v in sorted(dict(config or {}).items())

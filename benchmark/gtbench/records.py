@@ -65,7 +65,11 @@ def read_record(path: Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CorruptRecord(f"{path}: {error}") from None
-    if not isinstance(record, dict) or record.get("status") not in STATUSES or "run_id" not in record:
+    if (
+        not isinstance(record, dict)
+        or record.get("status") not in STATUSES
+        or "run_id" not in record
+    ):
         raise CorruptRecord(f"{path}: not a gtbench record (missing status or run_id)")
     return record
 
@@ -99,7 +103,11 @@ def find_run(results_dir: str | Path, prefix: str) -> str:
     from gtbench.errors import GtbenchError
 
     root = runs_dir(results_dir)
-    matches = sorted(p.name for p in root.glob(f"{prefix}*") if (p / RECORD).exists()) if root.is_dir() else []
+    matches = (
+        sorted(p.name for p in root.glob(f"{prefix}*") if (p / RECORD).exists())
+        if root.is_dir()
+        else []
+    )
     if not matches:
         raise GtbenchError(f"no run {prefix!r} in {root}")
     if len(matches) > 1:

@@ -73,7 +73,9 @@ class Registry(Generic[T]):
             return
         if existing.target == entry.target and existing.distribution == entry.distribution:
             return  # the same entry point seen twice (duplicate metadata paths)
-        keep, drop = (entry, existing) if entry.builtin and not existing.builtin else (existing, entry)
+        keep, drop = (
+            (entry, existing) if entry.builtin and not existing.builtin else (existing, entry)
+        )
         self.entries[entry.name] = keep
         self.collisions.append(
             f"{self.kind} {entry.name!r}: {drop.distribution} {drop.version} ({drop.target}) "

@@ -5,6 +5,9 @@ except an interruption (Ctrl-C, SIGTERM), which leaves no record so the cell rer
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -26,6 +29,7 @@ from gtbench.trainer import TrainConfig, build_context
 Reporter = Callable[[str, int, int], None]
 WEIGHTS = "generator.safetensors"
 SAMPLES = "samples.png"
+RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench status`
 
 
 def default_device() -> torch.device:
@@ -62,7 +66,9 @@ class MatchedTarget(Dataset):
     @property
     def info(self) -> DatasetInfo:
         inner = self.dataset.info
-        return DatasetInfo(self.resolution, self.channels, inner.size, inner.shot_pool, inner.domain)
+        return DatasetInfo(
+            self.resolution, self.channels, inner.size, inner.shot_pool, inner.domain
+        )
 
     def _convert(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] != self.channels:
@@ -74,8 +80,11 @@ class MatchedTarget(Dataset):
                 raise ValueError(f"cannot convert {images.shape[1]} channels to {self.channels}")
         if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
             resized = F.interpolate(
-                images.float(), size=(self.resolution, self.resolution), mode="bicubic",
-                antialias=True, align_corners=False,
+                images.float(),
+                size=(self.resolution, self.resolution),
+                mode="bicubic",
+                antialias=True,
+                align_corners=False,
             )
             images = resized.round().clamp(0, 255).to(torch.uint8)
         return images
@@ -135,10 +144,14 @@ def save_grid(images: torch.Tensor, path: Path, columns: int = 8) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def run_cell(cell: dict[str, Any], results_dir: str | Path, report: Reporter | None = None) -> CellOutcome:
+def run_cell(
+    cell: dict[str, Any], results_dir: str | Path, report: Reporter | None = None
+) -> CellOutcome:
     """Run one cell and write its record; never raises except on interruption."""
     results_dir = Path(results_dir)
     folder = run_dir(results_dir, cell["run_id"])
+    marker = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time()}
+    atomic_write_text(folder / RUNNING, json.dumps(marker) + "\n")
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": cell["run_id"],
@@ -171,6 +184,7 @@ def run_cell(cell: dict[str, Any], results_dir: str | Path, report: Reporter | N
         record["traceback"] = str(folder / TRACEBACK)
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_record(results_dir, record)
+    (folder / RUNNING).unlink(missing_ok=True)
     return CellOutcome(cell["run_id"], record["status"], record["error"])
 
 
@@ -198,7 +212,9 @@ def _adapt_and_evaluate(
     discriminator = networks.discriminator
     if discriminator is None and method.trains():
         discriminator = source.new_discriminator()
-        record["discriminator"] = "fresh (source has none)" if method.start_from_pretrained else "fresh"
+        record["discriminator"] = (
+            "fresh (source has none)" if method.start_from_pretrained else "fresh"
+        )
     else:
         record["discriminator"] = "pretrained" if method.start_from_pretrained else "fresh"
     config = TrainConfig(**cell["train"]) if cell["train"] else TrainConfig(iters=0)
@@ -218,8 +234,15 @@ def _adapt_and_evaluate(
     settings = EvalSettings(**{k: v for k, v in cell["eval"].items() if k in settings_fields})
     extractor.check_available()
     evaluation = evaluate(
-        generator, target, shots, extractor, settings, seed=cell["seed"], device=device,
-        cache_dir=cache_dir(), progress=report,
+        generator,
+        target,
+        shots,
+        extractor,
+        settings,
+        seed=cell["seed"],
+        device=device,
+        cache_dir=cache_dir(),
+        progress=report,
     )
     record["timings"]["eval_s"] = round(time.perf_counter() - start, 3)
     record["metrics"] = evaluation.metrics

@@ -22,11 +22,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from gtbench.errors import UsageError
 from gtbench.evaluation import EvalSettings
@@ -90,7 +91,9 @@ def _check_section(section: Any, cls: type, origin: str) -> None:
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - allowed)
     if unknown:
-        raise UsageError(f"{origin}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        raise UsageError(
+            f"{origin}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -50,10 +50,14 @@ def ensure_writable(results_dir: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=results_dir, prefix=".probe-"):
             pass
     except OSError as error:
-        raise UsageError(f"results folder {results_dir} is not writable: {error.strerror or error}") from None
+        raise UsageError(
+            f"results folder {results_dir} is not writable: {error.strerror or error}"
+        ) from None
 
 
-def pending_cells(plan: Plan, results_dir: Path, force: bool) -> tuple[list[dict[str, Any]], int, list[str]]:
+def pending_cells(
+    plan: Plan, results_dir: Path, force: bool
+) -> tuple[list[dict[str, Any]], int, list[str]]:
     """Cells to run, how many are already done, and notes on corrupt records found."""
     pending, done, notes = [], 0, []
     for cell in plan.cells:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from gtbench.api import Launcher, LaunchRequest
 from gtbench.runner import run_cell
@@ -14,12 +15,6 @@ class LocalLauncher(Launcher):
     def launch(self, request: LaunchRequest, on_done: Callable[[str], None]) -> None:
         for cell in request.cells:
             run_id = cell["run_id"]
-            report = None
-            if request.progress is not None:
-                progress = request.progress
-
-                def report(stage: str, done: int, total: int, _id: str = run_id) -> None:
-                    progress(_id, stage, done, total)
-
+            report = partial(request.progress, run_id) if request.progress else None
             run_cell(dict(cell), request.results_dir, report)
             on_done(run_id)

@@ -55,7 +55,9 @@ class ProcessLauncher(Launcher):
             devices.put(index)
         cells = [dict(cell) for cell in request.cells]
         while cells:
-            cells = self._run_pool(cells, request.results_dir, workers, threads, context, devices, on_done)
+            cells = self._run_pool(
+                cells, request.results_dir, workers, threads, context, devices, on_done
+            )
 
     def _run_pool(self, cells, results_dir, workers, threads, context, devices, on_done):  # noqa: ANN001, ANN202
         """Run ``cells``; return those to retry in a fresh pool after a worker died."""

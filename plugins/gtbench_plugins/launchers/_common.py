@@ -1,0 +1,63 @@
+"""Shared by the cluster launchers: the parent's fallback record for a cell whose job
+died without writing one, and the "install the extra" error."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from gtbench.errors import PluginError
+from gtbench.records import RECORD, load_record, run_dir, write_record
+from gtbench.runner import RUNNING
+
+
+def record_stamp(results_dir: str | Path, run_id: str) -> tuple[int, int] | None:
+    """(mtime, size) of a cell's record, or None: taken at submission, it tells a record
+    the job wrote from one left by an earlier sweep."""
+    try:
+        stat = (run_dir(results_dir, run_id) / RECORD).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def require(module: str, launcher: str, extra: str) -> None:
+    """Fail in one line, before anything is submitted, when an optional extra is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise PluginError(
+            f"launcher {launcher!r} needs {module}, which is not installed: "
+            f"pip install 'gtbench[{extra}]'"
+        )
+
+
+def wrote_record(results_dir: str | Path, run_id: str, before: tuple[int, int] | None) -> bool:
+    """Whether a readable record appeared or changed since ``before`` was taken."""
+    stamp = record_stamp(results_dir, run_id)
+    return stamp is not None and stamp != before and load_record(results_dir, run_id) is not None
+
+
+def record_lost_cell(
+    cell: dict[str, Any], results_dir: str | Path, error: str, before: tuple[int, int] | None
+) -> None:
+    """Write a ``failed`` record for ``cell`` unless its job wrote one (``before``: the
+    record's :func:`record_stamp` at submission; an unchanged record is an old one).
+
+    Results are always read from run folders: a job that was killed, ran out of memory
+    or never started leaves no record, and this one stands in for it (the running
+    marker it left is removed, since nothing runs the cell any more)."""
+    if wrote_record(results_dir, cell["run_id"], before):
+        return
+    write_record(
+        results_dir,
+        {
+            **{k: cell[k] for k in ("run_id", "source", "method", "dataset", "shots", "seed")},
+            "status": "failed",
+            "error": error.splitlines()[0][:500] if error else "job ended without a record",
+            "eval": cell["eval"],
+            "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
+            "metrics": {},
+            "timings": {},
+        },
+    )
+    (run_dir(results_dir, cell["run_id"]) / RUNNING).unlink(missing_ok=True)

@@ -1,0 +1,134 @@
+"""MineGAN (Wang et al., CVPR 2020): mine the source generator's latent space first.
+
+A small "miner" MLP maps the prior's z to z′ in front of the pretrained generator. In a
+first stage only the miner (and D) train, with G frozen: the miner moves the latent
+distribution to the region of the source manifold that looks most like the target.
+Then G is unfrozen and trained together with the miner.
+
+Facts from yaxingwang/MineGAN ``styleGAN/finetune.py`` and ``styleGAN/model.py``:
+the miner is ``Linear(512, 512) → ReLU → Linear(512, 512)`` (PyTorch default init) on
+the latent code; ``--stage1 100``: G's ``requires_grad`` is off while ``i < stage1``,
+then G and miner train together with one Adam (lr 0.001, β = (0, 0.99)).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from gtbench.api import Generator, Method, Parameter
+
+if TYPE_CHECKING:
+    from gtbench.trainer import TrainContext, TrainStep
+
+
+class MinedGenerator(Generator):
+    """``G(miner(z))`` that still looks like G: same blocks, latent shape and features.
+
+    Holding the miner inside the generator makes the EMA copy, the evaluation and the
+    saved weights include it with no trainer change."""
+
+    def __init__(self, generator: Generator) -> None:
+        # Skip BlockNetwork.__init__: the blocks are the wrapped generator's (see `blocks`).
+        nn.Module.__init__(self)
+        self.generator = generator
+        self.latent_shape = tuple(generator.latent_shape)
+        dim = math.prod(self.latent_shape)
+        self.miner = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    @property
+    def blocks(self) -> nn.ModuleDict:  # type: ignore[override]
+        return self.generator.blocks
+
+    def named_blocks(self) -> list[tuple[str, nn.Module]]:
+        return self.generator.named_blocks()
+
+    def block_names(self) -> list[str]:
+        return self.generator.block_names()
+
+    def mine(self, z: torch.Tensor) -> torch.Tensor:
+        """z → z′, through a flat view so any latent shape works."""
+        return self.miner(z.reshape(z.shape[0], -1)).reshape(z.shape)
+
+    def sample_latent(
+        self, n: int, *, generator: torch.Generator | None = None, device: Any = None
+    ) -> torch.Tensor:
+        return self.generator.sample_latent(n, generator=generator, device=device)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.generator.forward_features(self.mine(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator(self.mine(x))
+
+    def __getattr__(self, name: str) -> Any:
+        # Source-specific extras (truncation helpers, resolution...) stay reachable.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            inner = self.__dict__.get("_modules", {}).get("generator")  # None while copying
+            if inner is None:
+                raise
+            return getattr(inner, name)
+
+
+class MineGAN(Method):
+    """A miner MLP in front of G; G frozen for the first ``stage1_iters`` iterations."""
+
+    description = "miner MLP z->z' in front of G; G frozen in stage one, then fine-tuned"
+    paper = (
+        "Wang, Gonzalez-Garcia, Berga, Herranz, Khan, van de Weijer. MineGAN: effective "
+        "knowledge transfer from GANs to target domains with few images, CVPR 2020"
+    )
+    code = "github.com/yaxingwang/MineGAN (styleGAN/finetune.py --miner --stage1 100)"
+    requires_discriminator = False  # the authors fine-tune the source D; a fresh one works
+    parameters: ClassVar = {
+        "stage1_iters": Parameter(
+            100, "iterations with G frozen (miner + D only); the authors' --stage1 100"
+        ),
+        "stage1_max_fraction": Parameter(
+            0.5, "cap stage one at this fraction of the budget so short runs still tune G"
+        ),
+    }
+
+    def switch_iteration(self, iters: int) -> int:
+        """The first iteration at which G trains."""
+        cap = math.floor(float(self.params["stage1_max_fraction"]) * iters)
+        return max(0, min(int(self.params["stage1_iters"]), cap))
+
+    def prepare_generator(self, generator: Generator) -> Generator:
+        if isinstance(generator, MinedGenerator):
+            return generator
+        return MinedGenerator(generator)
+
+    def setup(self, ctx: TrainContext) -> None:
+        wrapped = ctx.generator
+        assert isinstance(wrapped, MinedGenerator)
+        # Re-draw the miner from the run's seed (prepare_generator must not use data/RNG).
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.rng))
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.random.default_generator.manual_seed(seed)  # CPU only; same on any device
+            for layer in wrapped.miner:
+                if isinstance(layer, nn.Linear):
+                    fresh = nn.Linear(layer.in_features, layer.out_features)
+                    layer.weight.copy_(fresh.weight)
+                    layer.bias.copy_(fresh.bias)
+        switch = self.switch_iteration(ctx.config.iters)
+        ctx.state["minegan_switch"] = switch
+        if switch > 0:
+            # only what the source lets train is released at the switch
+            trainable = [p for p in wrapped.generator.parameters() if p.requires_grad]
+            ctx.state["minegan_stage2_params"] = trainable
+            for parameter in trainable:
+                parameter.requires_grad_(False)
+
+    def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
+        if ctx.step + 1 == ctx.state.get("minegan_switch"):
+            for parameter in ctx.state.pop("minegan_stage2_params", []):
+                parameter.requires_grad_(True)
+
+    def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
+        return {"minegan_switch_iter": float(ctx.state.get("minegan_switch", 0))}

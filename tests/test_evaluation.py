@@ -1,0 +1,356 @@
+"""The evaluation module: FID/KID against an independent numpy/scipy computation, the
+reference-feature cache, KID subset clamping, batch-size independence, memorisation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from gtbench.api import Dataset, DatasetInfo, Extractor, Generator
+from gtbench.errors import MissingAssetError, UsageError
+from gtbench.evaluation import (
+    EvalSettings,
+    evaluate,
+    extract_features,
+    generate_images,
+    load_feature_extractor,
+    reference_features,
+)
+from gtbench_plugins.datasets.debug import DebugDataset
+from gtbench_plugins.extractors.debug import DebugExtractor
+from gtbench_plugins.sources.debug import DebugSource
+
+CPU = torch.device("cpu")
+
+
+class ArrayDataset(Dataset):
+    """A dataset over a given tensor, so a test can change the content under the same name."""
+
+    name = "array"
+
+    def __init__(self, images: torch.Tensor, pool: int = 40) -> None:
+        super().__init__()
+        self._images = images
+        self._pool = pool
+
+    @property
+    def info(self) -> DatasetInfo:
+        n, c, h, _ = self._images.shape
+        return DatasetInfo(h, c, n, self._pool)
+
+    def images(self) -> torch.Tensor:
+        return self._images
+
+
+class ReplayGenerator(Generator):
+    """Outputs images from a fixed set (a perfect memoriser of that set)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        super().__init__()
+        self.latent_shape = (1,)
+        self.register_buffer("stored", images.float() / 127.5 - 1.0)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        index = (z[:, 0].abs() * 1e4).long() % len(self.stored)
+        return self.stored[index]
+
+
+def make_dataset(**params: object) -> DebugDataset:
+    dataset = DebugDataset(**params)
+    dataset.name = "debug"
+    return dataset
+
+
+def make_extractor() -> DebugExtractor:
+    extractor = DebugExtractor()
+    extractor.name = "debug"
+    return extractor
+
+
+def train_shots(dataset: Dataset, shots: int = 10, seed: int = 0) -> torch.Tensor:
+    return dataset.images()[list(dataset.split(shots, seed).train)]
+
+
+@pytest.fixture(scope="module")
+def generator() -> Generator:
+    return DebugSource().load().generator
+
+
+def run(generator, dataset, cache_dir: Path, **settings) -> object:
+    return evaluate(
+        generator,
+        dataset,
+        train_shots(dataset),
+        make_extractor(),
+        EvalSettings(**{"n_samples": 100, "kid_subsets": 5, **settings}),
+        seed=3,
+        device=CPU,
+        cache_dir=cache_dir,
+    )
+
+
+# --------------------------------------------------------------------------- references
+
+
+def reference_fid(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(cov_a @ cov_b).real
+    diff = mu_a - mu_b
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+
+
+def reference_kid(
+    a: np.ndarray, b: np.ndarray, subsets: int, size: int, seed: int
+) -> tuple[float, float]:
+    """Unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, subsets drawn as
+    torch-fidelity documents (one RandomState, first set then second set per subset)."""
+    rng = np.random.RandomState(seed)
+    d = a.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), size, replace=False)]
+        y = b[rng.choice(len(b), size, replace=False)]
+        k_xx, k_yy, k_xy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+        off = size * (size - 1)
+        mmd = (k_xx.sum() - np.trace(k_xx)) / off + (k_yy.sum() - np.trace(k_yy)) / off
+        values.append(mmd - 2 * k_xy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def features_of(images: torch.Tensor) -> np.ndarray:
+    module = load_feature_extractor(make_extractor(), CPU)
+    return extract_features(module, images, device=CPU).double().numpy()
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_fid_and_kid_equal_independent_numpy_scipy_computation(generator, tmp_path):
+    dataset = make_dataset()
+    result = run(generator, dataset, tmp_path, n_samples=200, kid_subsets=20, kid_subset_size=50)
+    fake = features_of(generate_images(generator, 200, seed=3, device=CPU))
+    real = features_of(dataset.evaluation_images())
+    assert fake.shape == (200, 128) and real.shape == (160, 128)
+
+    fid = reference_fid(fake, real)
+    kid_mean, kid_std = reference_kid(fake, real, subsets=20, size=50, seed=3)
+    assert result.metrics["fid"] == pytest.approx(fid, rel=1e-6)
+    assert result.metrics["kid_mean"] == pytest.approx(kid_mean, rel=1e-6)
+    assert result.metrics["kid_std"] == pytest.approx(kid_std, rel=1e-6)
+    train = features_of(train_shots(dataset))
+    assert result.metrics["fid_train"] == pytest.approx(reference_fid(fake, train), rel=1e-6)
+
+
+def test_settings_record_extractor_sizes_and_distance(generator, tmp_path):
+    settings = run(generator, make_dataset(), tmp_path).settings
+    assert settings["extractor"] == "debug"
+    assert settings["feature_layer"] == "conv3"
+    assert settings["n_samples"] == 100 and settings["n_reference"] == 160
+    assert settings["n_train"] == 10
+    assert settings["distance"] == "cosine"
+    assert settings["reference_cache"] == "miss"
+
+
+@pytest.mark.parametrize(("n_samples", "requested", "used"), [(50, 1000, 50), (300, 1000, 160)])
+def test_kid_subset_size_is_clamped_and_recorded(generator, tmp_path, n_samples, requested, used):
+    result = run(
+        generator, make_dataset(), tmp_path, n_samples=n_samples, kid_subset_size=requested
+    )
+    assert result.settings["kid_subset_size"] == used
+    assert result.settings["kid_subset_size_requested"] == requested
+    assert math.isfinite(result.metrics["kid_mean"])
+
+
+def test_reference_cache_hits_then_misses_when_the_content_changes(generator, tmp_path):
+    images = make_dataset().images().clone()
+    first = run(generator, ArrayDataset(images), tmp_path)
+    second = run(generator, ArrayDataset(images.clone()), tmp_path)
+    assert (first.settings["reference_cache"], second.settings["reference_cache"]) == (
+        "miss",
+        "hit",
+    )
+    assert second.metrics == first.metrics
+
+    pool = set(ArrayDataset(images).shot_pool())
+    index = next(i for i in range(len(images)) if i not in pool)
+    changed = images.clone()
+    changed[index] = 255 - changed[index]  # one evaluation image differs; same name and size
+    third = run(generator, ArrayDataset(changed), tmp_path)
+    assert third.settings["reference_cache"] == "miss"
+    assert third.settings["reference_cache_file"] != first.settings["reference_cache_file"]
+    assert third.metrics["fid"] != first.metrics["fid"]
+    assert len(list(tmp_path.glob("reference-*.pt"))) == 2
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file
+
+
+def cached_reference(dataset: Dataset, cache_dir: Path) -> tuple[torch.Tensor, dict]:
+    module = load_feature_extractor(make_extractor(), CPU)
+    return reference_features(dataset, make_extractor(), module, cache_dir=cache_dir, device=CPU)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not a torch file", b"PK\x03\x04truncated"])
+def test_corrupt_cache_file_is_recomputed_not_fatal(tmp_path, garbage):
+    features, info = cached_reference(make_dataset(), tmp_path)
+    Path(info["reference_cache_file"]).write_bytes(garbage)
+    again, info = cached_reference(make_dataset(), tmp_path)
+    assert info["reference_cache"] == "miss"
+    assert torch.equal(again, features)
+    assert cached_reference(make_dataset(), tmp_path)[1]["reference_cache"] == "hit"
+
+
+def test_cache_entry_with_wrong_content_is_not_read(tmp_path):
+    _, info = cached_reference(make_dataset(), tmp_path)
+    path = Path(info["reference_cache_file"])
+    payload = torch.load(path, weights_only=True)
+    payload["features"] = payload["features"][:5]  # a truncated entry under the right name
+    torch.save(payload, path)
+    assert cached_reference(make_dataset(), tmp_path)[1]["reference_cache"] == "miss"
+
+
+def test_cache_key_follows_content_and_extractor_not_names(tmp_path):
+    _, info = cached_reference(make_dataset(), tmp_path)
+    renamed = make_dataset()
+    renamed.name = "another-name"
+    assert cached_reference(renamed, tmp_path)[1]["reference_cache"] == "hit"
+    other_layer = DebugExtractor(layer="conv2")
+    other_layer.name = "debug"
+    module = load_feature_extractor(other_layer, CPU)
+    _, info2 = reference_features(
+        make_dataset(), other_layer, module, cache_dir=tmp_path, device=CPU
+    )
+    assert info2["reference_cache"] == "miss"
+    assert info2["reference_key"] != info["reference_key"]
+
+
+def test_results_do_not_depend_on_batch_size(generator, tmp_path):
+    small = run(generator, make_dataset(), tmp_path / "a", batch_size=7)
+    large = run(generator, make_dataset(), tmp_path / "b", batch_size=64)
+    for name, value in large.metrics.items():
+        assert small.metrics[name] == pytest.approx(value, rel=1e-6), name
+
+
+def test_generate_images_is_deterministic_and_restores_mode(generator):
+    generator.train()
+    a = generate_images(generator, 20, seed=5, device=CPU, batch_size=3)
+    b = generate_images(generator, 20, seed=5, device=CPU, batch_size=20)
+    c = generate_images(generator, 20, seed=6, device=CPU)
+    assert a.dtype == torch.uint8 and a.shape == (20, 3, 16, 16)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert generator.training
+
+
+def test_grey_images_stay_grey_and_are_evaluated(tmp_path):
+    grey = DebugSource(channels=1).load().generator
+    assert generate_images(grey, 4, seed=0, device=CPU).shape == (4, 1, 16, 16)
+    result = run(grey, make_dataset(channels=1), tmp_path)
+    assert math.isfinite(result.metrics["fid"])
+    colour = DebugSource(channels=3).load().generator
+    converted = run(colour, make_dataset(channels=1), tmp_path)
+    assert converted.settings["generated_shape"] == [3, 16, 16]
+    assert converted.settings["evaluated_shape"] == [1, 16, 16]
+    assert converted.settings["reference_cache"] == "hit"
+
+
+def test_memorisation_high_for_copies_of_the_shots_low_for_unseen_images(tmp_path):
+    dataset = make_dataset()
+    shots = train_shots(dataset)
+    split = set(dataset.split(10, 0).train)
+    unseen = dataset.images()[[i for i in dataset.shot_pool() if i not in split]]
+
+    copies = run(ReplayGenerator(shots), dataset, tmp_path).metrics
+    assert copies["mem_closer_to_train"] == 1.0
+    assert copies["mem_closer_to_train_matched"] == 1.0
+    assert copies["mem_nn_train_dist"] < 1e-9
+    assert copies["mem_nn_train_ratio"] < 1e-6
+
+    fresh = run(ReplayGenerator(unseen), dataset, tmp_path).metrics
+    assert fresh["mem_closer_to_train"] < 0.3
+    assert 0.2 < fresh["mem_closer_to_train_matched"] < 0.8
+    assert fresh["mem_nn_train_ratio"] > 0.5
+
+
+def test_diversity_is_zero_for_a_collapsed_generator_and_positive_otherwise(tmp_path):
+    dataset = make_dataset()
+    collapsed = run(ReplayGenerator(train_shots(dataset)[:1]), dataset, tmp_path).metrics
+    assert collapsed["intra_cluster_diversity"] < 1e-9
+    assert collapsed["shot_coverage"] == pytest.approx(0.1)
+    varied = run(ReplayGenerator(dataset.evaluation_images()), dataset, tmp_path).metrics
+    assert varied["intra_cluster_diversity"] > 1e-4
+    assert varied["shot_coverage"] > 0.5
+
+
+def test_progress_reports_every_stage(generator, tmp_path):
+    seen: dict[str, tuple[int, int]] = {}
+    evaluate(
+        generator,
+        make_dataset(),
+        train_shots(make_dataset()),
+        make_extractor(),
+        EvalSettings(n_samples=50, kid_subsets=5),
+        seed=0,
+        device=CPU,
+        cache_dir=tmp_path,
+        progress=lambda stage, done, total: seen.__setitem__(stage, (done, total)),
+    )
+    assert seen["generate"] == (50, 50)
+    assert seen["features-reference"] == (160, 160)
+    assert seen["features-generated"] == (50, 50)
+    assert seen["features-train"] == (10, 10)
+
+
+class UnavailableExtractor(Extractor):
+    name = "unavailable"
+    parameters: ClassVar = {}
+
+    def fidelity_name(self) -> str:
+        raise AssertionError("must not be reached")
+
+    def feature_layer(self) -> str:
+        return "x"
+
+    def check_available(self) -> None:
+        raise MissingAssetError("weights missing: put them somewhere")
+
+
+def test_missing_extractor_assets_fail_before_any_work(generator, tmp_path):
+    with pytest.raises(MissingAssetError, match="weights missing"):
+        evaluate(
+            generator,
+            make_dataset(),
+            train_shots(make_dataset()),
+            UnavailableExtractor(),
+            EvalSettings(n_samples=10),
+            seed=0,
+            device=CPU,
+            cache_dir=tmp_path,
+        )
+    assert not list(tmp_path.iterdir())
+
+
+class TruncatableGenerator(Generator):
+    """Scales its output by a ``truncation`` attribute, as the StyleGAN2 source does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_shape = (3,)
+        self.truncation = 1.0
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z.tanh() * self.truncation).view(-1, 3, 1, 1).expand(-1, 3, 2, 2)
+
+
+def test_truncation_is_applied_then_restored_or_refused():
+    truncatable = TruncatableGenerator()
+    full = generate_images(truncatable, 8, seed=0, device=CPU)
+    none = generate_images(truncatable, 8, seed=0, device=CPU, truncation=0.0)
+    assert not torch.equal(full, none) and (none == 128).all()
+    assert truncatable.truncation == 1.0
+    with pytest.raises(UsageError, match="does not support truncation"):
+        generate_images(DebugSource().load().generator, 2, seed=0, device=CPU, truncation=0.5)
