@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from gtbench import registry
 from gtbench.api import Dataset
 from gtbench.errors import GtbenchError, PluginError
 from gtbench_plugins.datasets import animals
 from gtbench_plugins.datasets.animals import CLASS_NAMES, load_animal_shapes
 from gtbench_plugins.datasets.folder import FolderDataset
-from PIL import Image
 
 BUILTIN = {
     # spec: (size, resolution, channels, pool)

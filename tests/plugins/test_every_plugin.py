@@ -91,3 +91,11 @@ def test_every_extractor_is_available_or_says_how(name):
         assert "\n" not in str(error) and len(str(error)) > 20
         return
     assert extractor.fidelity_name() and extractor.feature_layer()
+
+
+STYLEGAN2_TINY = "stylegan2:ckpt=random,size=32,channel_max=32,style_dim=64,n_mlp=2"
+
+
+@pytest.mark.parametrize("name", _all("method"))
+def test_every_method_runs_on_a_tiny_stylegan2(tmp_path, name):
+    _tiny_cell(tmp_path, source=STYLEGAN2_TINY, method=_spec("method", name))

@@ -112,6 +112,7 @@ class AdAM(Method):
     # Probing needs *a* D; with a fresh one (G-only sources) only its last block has
     # trained before the Fisher estimate: it runs, with a weaker importance signal.
     requires_discriminator = False
+    example_params: ClassVar = {"fisher_samples": 16}
     parameters: ClassVar = {
         "quantile": Parameter(
             50.0,
