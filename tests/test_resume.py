@@ -58,3 +58,18 @@ def test_sigkill_then_resume(tmp_path):
     _, err = straight.communicate(timeout=300)
     assert straight.returncode == 0, err.decode()
     pd.testing.assert_frame_equal(_board(killed), _board(clean))
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    process = _sweep(tmp_path)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("runs/*/record.json")):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    assert "interrupted" in err.decode() and "Traceback" not in err.decode()
+    records = list(iter_records(tmp_path))
+    assert len(records) == len(list(tmp_path.glob("runs/*/record.json"))) < 6
+    assert not list(tmp_path.rglob("*.tmp"))
