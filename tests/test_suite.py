@@ -43,3 +43,28 @@ def test_missing_and_unparsable(tmp_path):
     bad.write_text("methods = [")
     with pytest.raises(UsageError, match="cannot parse"):
         load_suite(bad)
+
+
+def test_sweeps_override_their_own_fields(tmp_path):
+    from gtbench.cells import plan_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'sources = ["debug"]\nmethods = ["finetune"]\ndatasets = ["debug"]\nextractor = "debug"\n'
+        "[train]\niters = 3\n"
+        "[[sweeps]]\nshots = [5]\n"
+        '[[sweeps]]\nsources = ["debug:width=8"]\n[sweeps.train]\niters = 1\n'
+    )
+    suite = load_suite(path)
+    first, second = suite.parts()
+    assert first.shots == [5] and first.train["iters"] == 3
+    assert second.sources == ["debug:width=8"] and second.train["iters"] == 1
+    cells = plan_suite(suite).cells
+    assert [c["train"]["iters"] for c in cells] == [3, 1]
+
+
+def test_sweeps_reject_unknown_keys(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[[sweeps]]\nsorces = ["debug"]\n')
+    with pytest.raises(UsageError, match="sorces"):
+        load_suite(path)

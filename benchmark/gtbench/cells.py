@@ -84,6 +84,17 @@ def plan_suite(suite: Suite) -> Plan:
 
     Raises :class:`UsageError`/:class:`PluginError` (one line) for unknown names, bad
     parameters, and shot counts a dataset cannot provide — before anything trains."""
+    plan = Plan()
+    seen: set[str] = set()
+    for part in suite.parts():
+        sub = _plan_part(part)
+        plan.cells += [cell for cell in sub.cells if cell["run_id"] not in seen]
+        seen.update(cell["run_id"] for cell in sub.cells)
+        plan.skipped += sub.skipped
+    return plan
+
+
+def _plan_part(suite: Suite) -> Plan:
     shots = _check_ints("shots", suite.shots, 1)
     seeds = _check_ints("seeds", suite.seeds, 0)
     for what in ("sources", "methods", "datasets"):

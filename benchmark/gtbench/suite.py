@@ -54,6 +54,27 @@ class Suite:
     launcher: PluginRef = "local"
     workers: int = 1
     keep_weights: bool = True
+    # Parts of one sweep that need their own settings (a 64 px source with a smaller
+    # budget, say): each table overrides the fields above for its own cross product.
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
+
+    def parts(self) -> list[Suite]:
+        """The suite itself, or one suite per entry of ``sweeps`` (fields merged)."""
+        if not self.sweeps:
+            return [self]
+        parts = []
+        for index, override in enumerate(self.sweeps):
+            base = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+            base.update(sweeps=[], train=dict(self.train), eval=dict(self.eval))
+            merged = suite_from_mapping(
+                {**base, **{k: v for k, v in override.items() if k not in ("train", "eval")}},
+                f"suite {self.name!r} sweeps[{index}]",
+            )
+            merged.train.update(override.get("train", {}))
+            merged.eval.update(override.get("eval", {}))
+            suite_from_mapping({"train": merged.train, "eval": merged.eval}, f"sweeps[{index}]")
+            parts.append(merged)
+        return parts
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(**self.train)
@@ -82,7 +103,9 @@ def suite_from_mapping(data: dict[str, Any], origin: str) -> Suite:
             data[key] = [data[key]]
     _check_section(data.get("train", {}), TrainConfig, f"{origin} [train]")
     _check_section(data.get("eval", {}), EvalSettings, f"{origin} [eval]")
-    return Suite(**data)
+    suite = Suite(**data)
+    suite.parts()  # validates every entry of `sweeps` now, not when the sweep starts
+    return suite
 
 
 def _check_section(section: Any, cls: type, origin: str) -> None:
