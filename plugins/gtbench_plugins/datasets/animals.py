@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+
 from gtbench.api import Dataset, DatasetInfo, Parameter
 from gtbench.assets import Asset, fetch
 from gtbench.errors import MissingAssetError

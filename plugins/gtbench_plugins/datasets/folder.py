@@ -25,9 +25,10 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
+
 from gtbench.api import Dataset, DatasetInfo, Parameter
 from gtbench.errors import GtbenchError
-from PIL import Image, ImageOps
 
 from ._images import RESAMPLE, resize_planes
 

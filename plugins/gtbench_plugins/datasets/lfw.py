@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+
 from gtbench.api import Dataset, DatasetInfo, Parameter
 
 from ._images import grey_to_tensor, resize_planes

@@ -1,0 +1,246 @@
+"""``shapes-cnn``: a small offline CNN for FID/KID, trained by gtbench itself.
+
+Inception weights cannot be downloaded on the machines gtbench targets, so the default
+suite measures FID in the feature space of this network instead. It is a 6-conv VGG-style
+classifier (32×32 input, 0.82 M parameters, weights 3.3 MB) trained on data that ship
+offline: the Animal-Shape silhouettes, scikit-learn's handwritten digits, scikit-image's
+LFW faces vs non-faces and random crops of scikit-image's sample photos. A second head
+classifies synthetic degradations (Gaussian noise and blur at three strengths each), so
+the features notice the artefacts a quality metric must notice.
+
+Feature layers (``layer=``):
+
+- ``fc`` (default, 256-d): the penultimate layer, the linear embedding before the ReLU
+  that feeds both heads — what FID/KID use, like Inception's pool3.
+- ``pool`` (128-d): global average of the last conv block (more translation-invariant).
+
+Held-out target: the **cat** silhouettes (the default target ``animals-cat``) and the cat
+photo (``skimage.data.chelsea``) are never used for training, so FID on the default suite
+is measured with a network that has not seen the evaluation images, just as Inception has
+not seen a benchmark's test set. The digits and the 100 LFW faces *are* training classes
+(they are also targets ``digits`` and ``lfw-faces``): for those targets the extractor
+has seen the evaluation images, which the records of such runs should be read with.
+
+Input: uint8 N×3×H×W from torch-fidelity (grey images as three equal channels), scaled
+to [-1, 1] and resized to 32×32 (antialiased bilinear); computed in float64 so features
+do not depend on the batch size.
+
+The weights are committed at ``weights/shapes-cnn.safetensors`` with a JSON sidecar
+(data hashes, seed, epochs, held-out accuracy, wall time) and pinned here by sha256; a
+changed file is refused. Regenerate them with::
+
+    python -m gtbench_plugins.extractors.train_shapes_cnn --out PATH
+
+(about 5 minutes on 2 CPU cores; bit-identical on the same machine and torch build, and
+within float rounding elsewhere — then pass ``weights=PATH`` to use the new file).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_fidelity import register_feature_extractor
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from gtbench.api import Extractor, Parameter
+from gtbench.errors import MissingAssetError, PluginError
+from gtbench_plugins.extractors._weights import file_sha256
+
+__all__ = [
+    "FIDELITY_NAME",
+    "INPUT_SIZE",
+    "WEIGHTS_PATH",
+    "WEIGHTS_SHA256",
+    "ShapesCNN",
+    "ShapesCNNExtractor",
+    "ShapesCNNFeatures",
+    "WeightsMismatchError",
+    "load_weights",
+]
+
+FIDELITY_NAME = "gtbench-shapes-cnn"
+INPUT_SIZE = 32
+WIDTHS = (32, 64, 128)  # channels of the three conv blocks (two 3×3 convs each, then 2× pool)
+EMBED_DIM = 256
+LAYERS = {"fc": EMBED_DIM, "pool": WIDTHS[-1]}
+WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "shapes-cnn.safetensors"
+WEIGHTS_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+RECIPE = "python -m gtbench_plugins.extractors.train_shapes_cnn --out PATH"
+
+
+class WeightsMismatchError(MissingAssetError):
+    """The weights file is not the one pinned by sha256 (edited, truncated, replaced)."""
+
+
+class ShapesCNN(nn.Module):
+    """Three blocks of (conv-BN-ReLU)×2 + max-pool, a linear embedding and two heads.
+
+    Shared by the extractor and its training recipe, so both build the same network."""
+
+    def __init__(self, n_classes: int, n_corruptions: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width in WIDTHS:
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        spatial = INPUT_SIZE // 2 ** len(WIDTHS)
+        self.fc = nn.Linear(channels * spatial * spatial, EMBED_DIM)
+        self.dropout = nn.Dropout(0.2)
+        self.classify = nn.Linear(EMBED_DIM, n_classes)
+        self.corruption = nn.Linear(EMBED_DIM, n_corruptions)
+
+    def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of images already in [-1, 1] at 32×32: ``fc`` and ``pool``."""
+        h = self.features(x)
+        return {"fc": self.fc(h.flatten(1)), "pool": h.mean(dim=(2, 3))}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits and degradation logits."""
+        h = self.dropout(F.relu(self.embed(x)["fc"]))
+        return self.classify(h), self.corruption(h)
+
+
+def verify(path: Path, expected: str | None) -> str:
+    """sha256 of ``path``; raise a one-line error when missing or not ``expected``."""
+    if not path.is_file():
+        raise MissingAssetError(
+            f"shapes-cnn weights {path} do not exist; restore them from git or run {RECIPE}"
+        )
+    actual = file_sha256(path)
+    if expected is not None and actual != expected:
+        raise WeightsMismatchError(
+            f"shapes-cnn weights {path} have sha256 {actual[:16]}…, expected "
+            f"{expected[:16]}… (file changed); restore it from git, or regenerate with "
+            f"{RECIPE} and pass weights=PATH"
+        )
+    return actual
+
+
+def load_weights(path: Path, expected: str | None) -> ShapesCNN:
+    """The network with the (verified) weights of ``path``, in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    verify(path, expected)
+    try:
+        state = load_file(str(path))
+        network = ShapesCNN(len(state["classify.bias"]), len(state["corruption.bias"]))
+        network.load_state_dict(state)
+    except (SafetensorError, KeyError, RuntimeError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WeightsMismatchError(f"shapes-cnn weights {path} cannot be loaded: {first}") from None
+    return network.eval()
+
+
+class ShapesCNNFeatures(FeatureExtractorBase):
+    """torch-fidelity wrapper: uint8 images in, the requested feature layers out."""
+
+    def __init__(
+        self,
+        name: str,
+        features_list: list[str],
+        feature_extractor_weights_path: str | None = None,
+        feature_extractor_weights_sha256: str | None = WEIGHTS_SHA256,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, features_list)
+        path = Path(feature_extractor_weights_path or WEIGHTS_PATH)
+        self.network = load_weights(path, feature_extractor_weights_sha256).to(torch.float64)
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return tuple(LAYERS)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return "fc"
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected uint8 N×3×H×W images, got {x.dtype} {tuple(x.shape)}")
+        h = x.to(torch.float64) / 127.5 - 1.0
+        if h.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+            h = F.interpolate(h, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True)
+        features = self.network.embed(h)
+        return tuple(features[name].to(torch.float32) for name in self.features_list)
+
+
+def register() -> str:
+    """Register the network with torch-fidelity once per process; return its name."""
+    if FIDELITY_NAME not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(FIDELITY_NAME, ShapesCNNFeatures)
+    return FIDELITY_NAME
+
+
+def training_record(path: Path = WEIGHTS_PATH) -> dict[str, Any]:
+    """The JSON sidecar written by the training recipe (data hashes, accuracy, wall time)."""
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+class ShapesCNNExtractor(Extractor):
+    """Offline FID features (256-d) of a CNN trained by gtbench's committed recipe."""
+
+    description = (
+        "small CNN trained offline on silhouettes (cats held out), digits, faces, photos; "
+        "committed weights"
+    )
+    parameters: ClassVar = {
+        "layer": Parameter("fc", "feature layer: fc (256-d, penultimate) or pool (128-d)"),
+        "weights": Parameter("", f"weights file made by `{RECIPE}` (default: the committed one)"),
+    }
+
+    def _path_and_pin(self) -> tuple[Path, str | None]:
+        """A user's own regenerated file is not pinned; its sha256 is in the identity."""
+        if self.params["weights"]:
+            return Path(self.params["weights"]).expanduser(), None
+        return WEIGHTS_PATH, WEIGHTS_SHA256
+
+    def check_available(self) -> None:
+        self.feature_layer()
+        verify(*self._path_and_pin())
+
+    def fidelity_name(self) -> str:
+        return register()
+
+    def feature_layer(self) -> str:
+        layer = self.params["layer"]
+        if layer not in LAYERS:
+            raise PluginError(
+                f"extractor {self.name!r}: unknown layer {layer!r} ({', '.join(LAYERS)})"
+            )
+        return layer
+
+    def fidelity_kwargs(self) -> dict[str, Any]:
+        path, pin = self._path_and_pin()
+        return {
+            "feature_extractor_weights_path": str(path),
+            "feature_extractor_weights_sha256": pin,
+        }
+
+    def identity(self) -> str:
+        sha = verify(*self._path_and_pin())
+        return f"{FIDELITY_NAME}:sha256={sha},size={INPUT_SIZE}"
