@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import io
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -44,6 +43,7 @@ from torch_fidelity.utils import create_feature_extractor
 
 from gtbench.api import Dataset, Extractor, Generator
 from gtbench.errors import GtbenchError, UsageError
+from gtbench.records import atomic_write_bytes
 
 __all__ = [
     "EvalSettings",
@@ -291,18 +291,10 @@ def _load_cached(path: Path, digest: str, n: int) -> torch.Tensor | None:
 
 
 def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: readers see all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Serialise in memory, then the one atomic writer: readers see all or nothing."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def reference_features(
