@@ -449,7 +449,13 @@ def _pretrain_command() -> click.Command:
     return pretrain_command
 
 
-for _loader in (_generate_command, _fetch_command, _pretrain_command):
+def _status_command() -> click.Command:
+    from gtbench.status import status_command
+
+    return status_command
+
+
+for _loader in (_generate_command, _fetch_command, _pretrain_command, _status_command):
     _add_optional(_loader)
 
 

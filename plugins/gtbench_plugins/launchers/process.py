@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from gtbench.api import Launcher, LaunchRequest, Parameter
 from gtbench.runner import run_cell
+from gtbench_plugins.launchers._common import record_lost_cell, record_stamp
 
 
 def _claim_device(devices: Any) -> None:
@@ -62,6 +63,7 @@ class ProcessLauncher(Launcher):
     def _run_pool(self, cells, results_dir, workers, threads, context, devices, on_done):  # noqa: ANN001, ANN202
         """Run ``cells``; return those to retry in a fresh pool after a worker died."""
         retry: list[dict[str, Any]] = []
+        stamps = {cell["run_id"]: record_stamp(results_dir, cell["run_id"]) for cell in cells}
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_claim_device, initargs=(devices,)
         ) as pool:
@@ -79,30 +81,14 @@ class ProcessLauncher(Launcher):
                         retry.append(cell)
                         continue
                     except Exception as error:  # noqa: BLE001 - recorded as this cell's failure
-                        _record_crash(cell, results_dir, error)
+                        message = f"{type(error).__name__}: {error}"
+                        record_lost_cell(cell, results_dir, message, stamps[cell["run_id"]])
                     on_done(cell["run_id"])
         if retry and len(retry) == len(cells):
             # Nothing finished in this pool: the first cell is the likely culprit.
-            _record_crash(retry[0], results_dir, RuntimeError("worker process died"))
+            lost = retry[0]
+            stamp = stamps[lost["run_id"]]
+            record_lost_cell(lost, results_dir, "worker process died", stamp)
             on_done(retry[0]["run_id"])
             retry = retry[1:]
         return retry
-
-
-def _record_crash(cell: dict[str, Any], results_dir: str, error: BaseException) -> None:
-    from gtbench.records import load_record, write_record
-
-    if load_record(results_dir, cell["run_id"]) is not None:
-        return
-    write_record(
-        results_dir,
-        {
-            **{k: cell[k] for k in ("run_id", "source", "method", "dataset", "shots", "seed")},
-            "status": "failed",
-            "error": f"{type(error).__name__}: {error}",
-            "eval": cell["eval"],
-            "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
-            "metrics": {},
-            "timings": {},
-        },
-    )

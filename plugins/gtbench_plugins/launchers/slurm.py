@@ -73,7 +73,12 @@ class SlurmLauncher(Launcher):
 
         p = self.params
         folder = Path(p["folder"] or Path(results_dir) / "slurm-logs").expanduser()
-        executor = submitit.AutoExecutor(folder=folder, cluster=p["cluster"])
+        try:
+            executor = submitit.AutoExecutor(folder=folder, cluster=p["cluster"])
+        except RuntimeError as error:  # no srun here: not a SLURM machine
+            raise GtbenchError(
+                f"launcher slurm: {error} (cluster=local runs the jobs on this machine)"
+            ) from None
         executor.update_parameters(
             name="gtbench",
             timeout_min=int(p["time"]),

@@ -1,6 +1,6 @@
 """The ``ray`` launcher: a missing extra is one line; a local Ray instance runs the debug
-sweep (a raising cell included) to the same leaderboard as the ``local`` launcher (slow:
-starting Ray takes most of it)."""
+sweep (a raising cell included) to the same leaderboard as the ``local`` launcher (about
+20 s, most of it starting Ray)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ def test_missing_extra_names_the_extra(monkeypatch):
         registry.launchers().create("ray:num_gpus=1")
 
 
-@pytest.mark.slow
 def test_local_ray_matches_local_launcher(tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="ray not installed (gtbench[ray])")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

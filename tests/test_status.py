@@ -1,0 +1,100 @@
+"""``gtbench status``: pending, running, interrupted, done and failed cells read from a
+results folder, and the running marker the runner keeps while a cell runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from gtbench.leaderboard import PLAN_JSON
+from gtbench.records import atomic_write_text, run_dir, write_record
+from gtbench.runner import RUNNING, run_cell
+from gtbench.status import cell_states, status_command
+from tests.plugins.launchers.common import debug_plan
+
+
+def _record(run_id: str, status: str) -> dict:
+    ref = {"name": "debug", "params": {}}
+    return {
+        "run_id": run_id,
+        "status": status,
+        "source": ref,
+        "method": ref,
+        "dataset": ref,
+        "shots": 10,
+        "seed": 0,
+        "error": "boom" if status != "ok" else None,
+    }
+
+
+def _marker(results, run_id: str, pid: int, host: str | None = None) -> None:
+    payload = {"host": host or socket.gethostname(), "pid": pid, "started_at": 0}
+    atomic_write_text(run_dir(results, run_id) / RUNNING, json.dumps(payload))
+
+
+def test_states_of_a_results_folder(tmp_path):
+    planned = ["done1", "failed1", "running1", "gone1", "pending1", "remote1"]
+    cells = [{"run_id": r, "label": f"cell {r}"} for r in planned]
+    atomic_write_text(tmp_path / PLAN_JSON, json.dumps({"cells": cells, "skipped": []}))
+    write_record(tmp_path, _record("done1", "ok"))
+    write_record(tmp_path, _record("failed1", "failed"))
+    write_record(tmp_path, _record("older", "ok"))  # from an earlier sweep: still listed
+    _marker(tmp_path, "running1", os.getpid())
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    _marker(tmp_path, "gone1", int(finished.stdout))  # its process has exited
+    _marker(tmp_path, "remote1", 1, host="some-other-node")  # cannot check: running
+    (tmp_path / "runs" / "not-a-cell").mkdir()
+
+    states = {row["run_id"]: row["state"] for row in cell_states(tmp_path)}
+    assert states == {
+        "done1": "done",
+        "failed1": "failed",
+        "running1": "running",
+        "gone1": "interrupted",
+        "pending1": "pending",
+        "remote1": "running",
+        "older": "done",
+    }
+
+    result = CliRunner().invoke(status_command, ["--results", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)["counts"]
+    assert counts == {
+        "pending": 1,
+        "running": 2,
+        "interrupted": 1,
+        "done": 2,
+        "failed": 1,
+        "diverged": 0,
+    }
+    table = CliRunner().invoke(status_command, ["--results", str(tmp_path)])
+    assert "7 cells" in table.output and "interrupted" in table.output
+    assert "cell done1" not in table.output  # done cells only with --all
+
+
+def test_missing_folder_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(status_command, ["--results", str(tmp_path / "nope")])
+    assert result.exit_code != 0
+
+
+def test_runner_keeps_a_marker_while_the_cell_runs(tmp_path):
+    plan = debug_plan()
+    cell = plan.cells[0]
+    seen = []
+
+    def report(stage: str, done: int, total: int) -> None:
+        seen.append((run_dir(tmp_path, cell["run_id"]) / RUNNING).exists())
+
+    assert run_cell(cell, tmp_path, report).status == "ok"
+    assert seen and all(seen)
+    assert not (run_dir(tmp_path, cell["run_id"]) / RUNNING).exists()
