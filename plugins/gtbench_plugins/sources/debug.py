@@ -33,12 +33,15 @@ class DebugGenerator(Generator):
     def __init__(self, latent: int, width: int, channels: int) -> None:
         super().__init__(
             {
-                "fc": nn.Sequential(nn.Linear(latent, width * 4 * 4), nn.LeakyReLU(0.2),
-                                    _Reshape(width, 4, 4)),
-                "up8": nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, 1, 1),
-                                     nn.LeakyReLU(0.2)),
-                "up16": nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, 1, 1),
-                                      nn.LeakyReLU(0.2)),
+                "fc": nn.Sequential(
+                    nn.Linear(latent, width * 4 * 4), nn.LeakyReLU(0.2), _Reshape(width, 4, 4)
+                ),
+                "up8": nn.Sequential(
+                    nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.2)
+                ),
+                "up16": nn.Sequential(
+                    nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.2)
+                ),
                 "to_rgb": nn.Sequential(nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh()),
             }
         )
