@@ -1,0 +1,154 @@
+"""The ``shapes-cnn`` offline extractor is a sensible FID metric and its weights are pinned.
+
+Sanity checks in its feature space, through gtbench's own evaluation functions: two
+disjoint halves of a target's real images are far closer than another domain is to that
+target, and FID grows monotonically with Gaussian noise and with blur. The Animal-Shape
+checks fetch the ``animal-mnist`` wheel into the gtbench cache like the dataset tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch_fidelity.utils import create_feature_extractor
+from torchvision.transforms.functional import gaussian_blur
+
+from gtbench import registry
+from gtbench.errors import GtbenchError
+from gtbench.evaluation import extract_features, fid_from_features, load_feature_extractor
+from gtbench_plugins.extractors import shapes_cnn
+from gtbench_plugins.extractors._weights import file_sha256
+
+CPU = torch.device("cpu")
+NOISE_LEVELS = (0.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # std in grey levels (0-255)
+BLUR_LEVELS = (0.0, 0.5, 0.8, 1.2, 2.0, 3.0)  # std in pixels at 32×32
+
+
+def _dataset(spec: str) -> torch.Tensor:
+    return registry.datasets().create(spec).images()
+
+
+@pytest.fixture(scope="module")
+def features():
+    module = load_feature_extractor(registry.extractors().create("shapes-cnn"), CPU)
+    return lambda images: extract_features(module, images, device=CPU, batch_size=250)
+
+
+@pytest.fixture(scope="module")
+def cats() -> torch.Tensor:
+    images = _dataset("animals-cat")  # 1000 × 1 × 32 × 32, never seen by the extractor
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    return images[order]
+
+
+def _noisy(images: torch.Tensor, std: float, seed: int = 1) -> torch.Tensor:
+    rng = torch.Generator().manual_seed(seed)
+    noise = torch.randn(images.shape, generator=rng) * std
+    return (images.float() + noise).round().clamp(0, 255).to(torch.uint8)
+
+
+def _blurred(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    if sigma == 0:
+        return images
+    size = 2 * int(3 * sigma + 0.5) + 1
+    out = gaussian_blur(images.float(), [size, size], [sigma, sigma])
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def test_weights_are_pinned_and_match_the_recipe_record():
+    assert file_sha256(shapes_cnn.WEIGHTS_PATH) == shapes_cnn.WEIGHTS_SHA256
+    record = shapes_cnn.training_record()
+    assert record["sha256"] == shapes_cnn.WEIGHTS_SHA256
+    assert record["bytes"] == shapes_cnn.WEIGHTS_PATH.stat().st_size < 5_000_000
+    assert "cat" not in record["classes"] and record["heldout_accuracy"] > 0.9
+    registry.extractors().create("shapes-cnn").check_available()
+
+
+def test_tampered_weights_give_one_clear_line(tmp_path: Path, monkeypatch):
+    tampered = tmp_path / "shapes-cnn.safetensors"
+    shutil.copyfile(shapes_cnn.WEIGHTS_PATH, tampered)
+    data = bytearray(tampered.read_bytes())
+    data[-5] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    monkeypatch.setattr(shapes_cnn, "WEIGHTS_PATH", tampered)
+    extractor = registry.extractors().create("shapes-cnn")
+    with pytest.raises(shapes_cnn.WeightsMismatchError) as caught:
+        extractor.check_available()
+    message = str(caught.value)
+    assert isinstance(caught.value, GtbenchError) and "\n" not in message
+    assert "sha256" in message and "train_shapes_cnn" in message
+    with pytest.raises(shapes_cnn.WeightsMismatchError):
+        create_feature_extractor(
+            extractor.fidelity_name(),
+            ["fc"],
+            cuda=False,
+            verbose=False,
+            **extractor.fidelity_kwargs(),
+        )
+
+
+def test_layers_shapes_and_batch_size_independence(features, cats):
+    x = cats[:20]
+    assert features(x).shape == (20, 256)
+    module = load_feature_extractor(registry.extractors().create("shapes-cnn"), CPU)
+    by_three = extract_features(module, x, device=CPU, batch_size=3)
+    assert torch.allclose(by_three, features(x), rtol=0, atol=1e-5)
+    pool = load_feature_extractor(registry.extractors().create("shapes-cnn:layer=pool"), CPU)
+    colour_64 = torch.nn.functional.interpolate(x.float().repeat(1, 3, 1, 1), size=64)
+    assert extract_features(pool, colour_64.to(torch.uint8), device=CPU).shape == (20, 128)
+
+
+def test_fid_between_halves_is_far_below_cross_domain(features, cats):
+    half_a, half_b = features(cats[:500]), features(cats[500:])
+    within = fid_from_features(half_a, half_b)
+    dogs = features(_dataset("animals-others:classes=dog")[:500])
+    digits = features(_dataset("digits")[:500])
+    assert fid_from_features(dogs, half_b) > 4 * within
+    assert fid_from_features(digits, half_b) > 20 * within
+
+    faces = _dataset("lfw-faces")  # 100 × 3 × 64 × 64
+    faces_a, faces_b = features(faces[::2]), features(faces[1::2])
+    face_within = fid_from_features(faces_a, faces_b)
+    assert fid_from_features(features(_dataset("digits:res=64,channels=3")[:50]), faces_b) > (
+        4 * face_within
+    )
+
+
+def test_fid_grows_monotonically_with_noise_and_blur(features, cats):
+    reference = features(cats[:500])
+    real = cats[500:]
+    noise = [fid_from_features(reference, features(_noisy(real, std))) for std in NOISE_LEVELS]
+    blur = [fid_from_features(reference, features(_blurred(real, s))) for s in BLUR_LEVELS]
+    assert all(b > a for a, b in zip(noise, noise[1:], strict=False)), noise
+    assert all(b > a for a, b in zip(blur, blur[1:], strict=False)), blur
+
+
+SOURCE_WEIGHTS = (
+    Path(shapes_cnn.__file__).resolve().parents[1]
+    / "sources"
+    / "weights"
+    / "animals-dcgan32.safetensors"
+)
+
+
+@pytest.mark.skipif(not SOURCE_WEIGHTS.is_file(), reason="animals-dcgan32 weights not committed")
+def test_source_samples_are_far_from_cats(features, cats):
+    from gtbench.evaluation import generate_images
+
+    generator = registry.sources().create("animals-dcgan32").load().generator
+    samples = generate_images(generator, 500, seed=0, device=CPU)
+    within = fid_from_features(features(cats[:500]), features(cats[500:]))
+    assert fid_from_features(features(samples), features(cats[500:])) > 3 * within
+
+
+def test_recipe_is_deterministic_and_reproduces_the_committed_data(tmp_path: Path):
+    from gtbench_plugins.extractors import train_shapes_cnn
+
+    first = train_shapes_cnn.train(tmp_path / "a.safetensors", max_steps=2, log=False)
+    second = train_shapes_cnn.train(tmp_path / "b.safetensors", max_steps=2, log=False)
+    assert first["sha256"] == second["sha256"]
+    committed = json.loads(shapes_cnn.WEIGHTS_PATH.with_suffix(".json").read_text())
+    assert first["data_sha256"] == committed["data_sha256"]
