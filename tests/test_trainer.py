@@ -86,3 +86,11 @@ def test_ema_ramp_up():
     config = TrainConfig(batch_size=16, ema_kimg=10, ema_rampup=0.05)
     assert ema_beta(config, 16) < ema_beta(config, 16_000) < ema_beta(config, 10**7)
     assert math.isclose(ema_beta(config, 10**7), 0.5 ** (16 / 10_000))
+
+
+def test_d_warmup_trains_d_only():
+    ctx = _context(iters=3, d_warmup=3)
+    before_g, before_d = _weights(ctx.generator), _weights(ctx.discriminator)
+    train(ctx, Method())
+    assert torch.equal(before_g, _weights(ctx.generator))
+    assert not torch.equal(before_d, _weights(ctx.discriminator))

@@ -38,6 +38,7 @@ class TrainConfig:
     ema_kimg: float = 2.0
     ema_rampup: float = 0.05
     augment: str = ""  # DiffAugment policy applied at D's input, e.g. "color,translation"
+    d_warmup: int = 0  # first steps train D only (a fresh D's early gradients are noise)
     check_every: int = 10  # how often losses are checked for NaN/inf (a device sync)
 
     @classmethod
@@ -239,7 +240,7 @@ def train(ctx: TrainContext, method: Method) -> None:
         if extra_g is not None:
             loss_g = loss_g + extra_g
         ctx.g_optimizer.zero_grad(set_to_none=True)
-        if g_params:
+        if g_params and index >= config.d_warmup:
             loss_g.backward(inputs=g_params)
             ctx.g_optimizer.step()
         update_ema(ctx.g_ema, generator, ema_beta(config, (index + 1) * batch))
