@@ -2,7 +2,7 @@
 
 Inception weights cannot be downloaded on the machines gtbench targets, so the default
 suite measures FID in the feature space of this network instead. It is a 6-conv VGG-style
-classifier (32×32 input, 0.82 M parameters, weights 3.3 MB) trained on data that ship
+classifier (32×32 input, 0.57 M parameters, weights 2.3 MB) trained on data that ship
 offline: the Animal-Shape silhouettes, scikit-learn's handwritten digits, scikit-image's
 LFW faces vs non-faces and random crops of scikit-image's sample photos. A second head
 classifies synthetic degradations (Gaussian noise and blur at three strengths each), so
@@ -12,7 +12,7 @@ Feature layers (``layer=``):
 
 - ``fc`` (default, 256-d): the penultimate layer, the linear embedding before the ReLU
   that feeds both heads — what FID/KID use, like Inception's pool3.
-- ``pool`` (128-d): global average of the last conv block (more translation-invariant).
+- ``pool`` (96-d): global average of the last conv block (more translation-invariant).
 
 Held-out target: the **cat** silhouettes (the default target ``animals-cat``) and the cat
 photo (``skimage.data.chelsea``) are never used for training, so FID on the default suite
@@ -31,8 +31,9 @@ changed file is refused. Regenerate them with::
 
     python -m gtbench_plugins.extractors.train_shapes_cnn --out PATH
 
-(about 5 minutes on 2 CPU cores; bit-identical on the same machine and torch build, and
-within float rounding elsewhere — then pass ``weights=PATH`` to use the new file).
+(618 s measured on 2 CPU cores shared with another job). The result is bit-identical on
+the same machine and torch build, and equal within float rounding elsewhere — then pass
+``weights=PATH`` to use the new file.
 """
 
 from __future__ import annotations
@@ -66,11 +67,11 @@ __all__ = [
 
 FIDELITY_NAME = "gtbench-shapes-cnn"
 INPUT_SIZE = 32
-WIDTHS = (32, 64, 128)  # channels of the three conv blocks (two 3×3 convs each, then 2× pool)
+WIDTHS = (24, 48, 96)  # channels of the three conv blocks (two 3×3 convs each, then 2× pool)
 EMBED_DIM = 256
 LAYERS = {"fc": EMBED_DIM, "pool": WIDTHS[-1]}
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "shapes-cnn.safetensors"
-WEIGHTS_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+WEIGHTS_SHA256 = "d8b86cc1be3a43e7959281b1d9611117412403ba6b4879d8146ac600f876b80e"
 RECIPE = "python -m gtbench_plugins.extractors.train_shapes_cnn --out PATH"
 
 
@@ -209,7 +210,7 @@ class ShapesCNNExtractor(Extractor):
         "committed weights"
     )
     parameters: ClassVar = {
-        "layer": Parameter("fc", "feature layer: fc (256-d, penultimate) or pool (128-d)"),
+        "layer": Parameter("fc", "feature layer: fc (256-d, penultimate) or pool (96-d)"),
         "weights": Parameter("", f"weights file made by `{RECIPE}` (default: the committed one)"),
     }
 

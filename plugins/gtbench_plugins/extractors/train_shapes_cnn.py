@@ -46,7 +46,7 @@ from gtbench_plugins.datasets._images import resize_planes
 from gtbench_plugins.extractors.shapes_cnn import INPUT_SIZE, ShapesCNN
 
 SEED = 20240607
-EPOCHS = 14
+EPOCHS = 10
 BATCH = 128
 STEPS_PER_EPOCH = 100
 LR = 3e-3
@@ -149,7 +149,9 @@ def build_data(seed: int = SEED) -> Data:
     digits = load_digits()
     hashes["sklearn-digits"] = _sha(digits.images.astype(np.float64))
     planes = digits.images.astype(np.float64) * (255.0 / 16.0)
-    parts.append(("digits", _grey(planes), digits.target.astype(np.int64), [f"digit{d}" for d in range(10)]))
+    parts.append(
+        ("digits", _grey(planes), digits.target.astype(np.int64), [f"digit{d}" for d in range(10)])
+    )
 
     lfw = np.asarray(skimage.data.lfw_subset(), dtype=np.float64)
     hashes["skimage-lfw-subset"] = _sha(lfw)
@@ -162,7 +164,9 @@ def build_data(seed: int = SEED) -> Data:
         hashes[f"skimage-{name}"] = _sha(photo)
         crops.append(_photo_crops(photo, rng))
         crop_labels += [index] * CROPS_PER_PHOTO
-    parts.append(("photos", np.concatenate(crops), np.array(crop_labels), [f"photo-{p}" for p in PHOTOS]))
+    parts.append(
+        ("photos", np.concatenate(crops), np.array(crop_labels), [f"photo-{p}" for p in PHOTOS])
+    )
 
     all_images, all_labels, all_domains, all_holdout, classes = [], [], [], [], []
     for domain_index, (domain, part_images, part_labels, part_names) in enumerate(parts):
@@ -226,7 +230,10 @@ def augment(
     shift = (u(n, 2) - 0.5) * 0.25
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack(
-        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)],
+        [
+            torch.stack([cos * flip, -sin, shift[:, 0]], 1),
+            torch.stack([sin * flip, cos, shift[:, 1]], 1),
+        ],
         1,
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -301,6 +308,7 @@ def train(
         data = build_data(seed)
         train_rows = ~data.holdout
         network = ShapesCNN(len(data.classes), len(CORRUPTIONS))
+        network = network.to(memory_format=torch.channels_last)  # ~1.5x faster on CPU
         total = epochs * STEPS_PER_EPOCH if max_steps is None else max_steps
         optimiser = torch.optim.AdamW(network.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -312,7 +320,7 @@ def train(
         for step in range(total):
             rows = torch.multinomial(weights, BATCH, replacement=True, generator=rng)
             x, levels = augment(data.images[rows], data.domains[rows], rng)
-            logits, corruption_logits = network(x)
+            logits, corruption_logits = network(x.contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(logits, data.labels[rows], label_smoothing=0.1)
             loss = loss + 0.5 * F.cross_entropy(corruption_logits, levels)
             optimiser.zero_grad(set_to_none=True)
@@ -327,6 +335,7 @@ def train(
         out.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(out), metadata={"classes": json.dumps(data.classes)})
+        out.chmod(0o644)  # safetensors writes 0600; the file is shipped as package data
         sha = hashlib.sha256(out.read_bytes()).hexdigest()
         record = {
             "file": out.name,
