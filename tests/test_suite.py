@@ -68,3 +68,16 @@ def test_sweeps_reject_unknown_keys(tmp_path):
     path.write_text('[[sweeps]]\nsorces = ["debug"]\n')
     with pytest.raises(UsageError, match="sorces"):
         load_suite(path)
+
+
+def test_command_line_overrides_every_part(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[[sweeps]]\nsources = ["debug"]\n[sweeps.train]\niters = 5\n'
+        '[[sweeps]]\nsources = ["debug:width=8"]\n'
+    )
+    suite = load_suite(path)
+    suite.override("train", iters=2)
+    suite.override(sources=["debug:width=4"])
+    assert [p.train["iters"] for p in suite.parts()] == [2, 2]
+    assert [p.sources for p in suite.parts()] == [["debug:width=4"], ["debug:width=4"]]

@@ -123,12 +123,12 @@ def _describe_plugin(reg: registry.Registry[Any], name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- run
 
 
-def _expand(kind: str, values: str | None, current: list[Any], notes: list[str]) -> list[Any]:
-    """``all`` → every plugin of that kind that loads; a list → its specs; None → suite's."""
+def _expand(kind: str, values: str | None, notes: list[str]) -> list[Any] | None:
+    """``all`` → every plugin of that kind that loads; a list → its specs; None → None."""
     from gtbench.spec import parse_spec_list
 
     if values is None:
-        return current
+        return None
     if values.strip() == "all":
         reg = registry.registry(kind)
         chosen = []
@@ -194,21 +194,20 @@ def run(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     suite = load_suite(suite_file or DEFAULT_SUITE)
     notes: list[str] = []
-    suite.sources = _expand("source", sources, suite.sources, notes)
-    suite.methods = _expand("method", methods, suite.methods, notes)
-    suite.datasets = _expand("dataset", datasets, suite.datasets, notes)
-    suite.shots = _int_list("shots", shots) or suite.shots
-    suite.seeds = _int_list("seeds", seeds) if seeds is not None else suite.seeds
-    if iters is not None:
-        suite.train["iters"] = iters
-    if batch_size is not None:
-        suite.train["batch_size"] = batch_size
+    chosen = {
+        "sources": _expand("source", sources, notes),
+        "methods": _expand("method", methods, notes),
+        "datasets": _expand("dataset", datasets, notes),
+        "shots": _int_list("shots", shots),
+        "seeds": _int_list("seeds", seeds),
+        "extractor": extractor,
+        "keep_weights": keep_weights,
+    }
+    suite.override(**{k: v for k, v in chosen.items() if v is not None})
+    train = {"iters": iters, "batch_size": batch_size}
+    suite.override("train", **{k: v for k, v in train.items() if v is not None})
     if n_samples is not None:
-        suite.eval["n_samples"] = n_samples
-    if extractor is not None:
-        suite.extractor = extractor
-    if keep_weights is not None:
-        suite.keep_weights = keep_weights
+        suite.override("eval", n_samples=n_samples)
     plan = plan_suite(suite)
     for note in notes:
         err.print(f"[yellow]{note}[/]", highlight=False)

@@ -58,6 +58,20 @@ class Suite:
     # budget, say): each table overrides the fields above for its own cross product.
     sweeps: list[dict[str, Any]] = field(default_factory=list)
 
+    def override(self, section: str | None = None, **values: Any) -> None:
+        """Set fields (or ``train``/``eval`` keys) here *and* in every ``sweeps`` entry:
+        command-line options win over everything a suite file says."""
+        for key, value in values.items():
+            if section is None:
+                setattr(self, key, value)
+            else:
+                getattr(self, section)[key] = value
+            for part in self.sweeps:
+                if section is None:
+                    part.pop(key, None)
+                elif key in part.get(section, {}):
+                    part[section][key] = value
+
     def parts(self) -> list[Suite]:
         """The suite itself, or one suite per entry of ``sweeps`` (fields merged)."""
         if not self.sweeps:
