@@ -163,3 +163,10 @@ def test_missing_extractor_weights_fail_before_training(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "inception" in result.output.lower() and "Traceback" not in result.output
     assert not list((tmp_path / "runs").glob("*/record.json"))
+
+
+def test_leaderboard_exports_one_grid_per_row(finished, tmp_path):
+    result = gtbench("leaderboard", "--grids", str(tmp_path / "grids"), results=finished)
+    assert result.exit_code == 0
+    grids = sorted((tmp_path / "grids").glob("*.png"))
+    assert len(grids) == 3 and all("debug__debug__10shot__" in g.name for g in grids)

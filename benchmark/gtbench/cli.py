@@ -225,7 +225,20 @@ def run(
         force,
     )
     _print_summary(summary, results, time.perf_counter() - started)
+    _print_run_board(results, {cell["run_id"] for cell in plan.cells})
     sys.exit(summary.exit_code)
+
+
+def _print_run_board(results: str, run_ids: set[str]) -> None:
+    """The leaderboard rows this sweep contributes to, printed after it."""
+    from gtbench.leaderboard import best_rows, leaderboard, run_rows
+
+    runs = run_rows(results)
+    if runs.empty:
+        return
+    board = leaderboard(runs[runs["run_id"].isin(run_ids)])
+    if not board.empty:
+        _print_board(board, best_rows(board))
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -309,7 +322,8 @@ def _print_summary(summary: Any, results: str, wall_s: float) -> None:
     default="table",
     show_default=True,
 )
-def leaderboard_command(results: str, fmt: str) -> None:
+@click.option("--grids", default=None, help="also copy one sample grid per row into this folder")
+def leaderboard_command(results: str, fmt: str, grids: str | None) -> None:
     """Show the leaderboard (mean ± std over seeds; best method per target marked)."""
     from gtbench.leaderboard import best_rows, write_tables
     from gtbench.sweep import ensure_writable
@@ -324,6 +338,11 @@ def leaderboard_command(results: str, fmt: str) -> None:
 
         runs = run_rows(results)
         board = leaderboard(runs)
+    if grids is not None:
+        from gtbench.leaderboard import export_grids
+
+        copied = export_grids(results, grids)
+        err.print(f"copied {len(copied)} sample grids to {grids}", highlight=False)
     if fmt == "csv":
         click.echo(board.to_csv(index=False, float_format="%.6g"), nl=False)
         return

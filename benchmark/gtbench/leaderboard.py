@@ -131,3 +131,36 @@ def best_rows(board: pd.DataFrame) -> set[int]:
     )
     groups = rated.groupby(["source", "dataset", "shots", "extractor", "evaluation"])
     return {int(index) for index in groups["fid_mean"].idxmin().tolist()}
+
+
+def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """Copy one sample grid per leaderboard row (its first seed's ``samples.png``) to
+    ``out_dir``, named ``<source>__<dataset>__<shots>shot__<method>__<protocol>.png``."""
+    import re
+    import shutil
+
+    runs = run_rows(results_dir)
+    board = leaderboard(runs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for _, row in board.iterrows():
+        key = KEY + ["protocol"]
+        match = runs[runs["status"] == "ok"]
+        for column in key:
+            match = match[match[column] == row[column]]
+        first = match.sort_values("seed").iloc[0]
+        grid = Path(results_dir) / "runs" / first["run_id"] / "samples.png"
+        if not grid.exists():
+            continue
+        parts = [
+            row["source"],
+            row["dataset"],
+            f"{row['shots']}shot",
+            row["method"],
+            row["protocol"],
+        ]
+        name = "__".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", str(p)) for p in parts) + ".png"
+        shutil.copyfile(grid, out / name)
+        written.append(out / name)
+    return written

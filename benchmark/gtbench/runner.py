@@ -34,8 +34,6 @@ RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench stat
 
 def default_device() -> torch.device:
     """CUDA when available (``GTBENCH_DEVICE`` overrides), else CPU."""
-    import os
-
     wanted = os.environ.get("GTBENCH_DEVICE")
     if wanted:
         return torch.device(wanted)
@@ -44,8 +42,6 @@ def default_device() -> torch.device:
 
 def cache_dir() -> Path:
     """gtbench's cache folder (``GTBENCH_CACHE``, default ``~/.cache/gtbench``)."""
-    import os
-
     return Path(os.environ.get("GTBENCH_CACHE", Path.home() / ".cache" / "gtbench")).expanduser()
 
 
@@ -181,7 +177,7 @@ def run_cell(
         record["status"] = "failed"
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         atomic_write_text(folder / TRACEBACK, traceback.format_exc())
-        record["traceback"] = str(folder / TRACEBACK)
+        record["traceback"] = TRACEBACK
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_record(results_dir, record)
     (folder / RUNNING).unlink(missing_ok=True)
