@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ import torch.nn.functional as F
 from gtbench.api import Dataset, Method, Source
 from gtbench.assets import sha256_file
 from gtbench.errors import MissingAssetError, UsageError
+from gtbench.records import atomic_write_bytes, atomic_write_text
 from gtbench.spec import PluginSpec, parse_spec
 from gtbench.trainer import TrainConfig, build_context
 
@@ -122,49 +121,26 @@ def to_training_images(images: torch.Tensor, resolution: int, channels: int) -> 
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int = 8) -> Path:
-    """Write images in [-1, 1] (N×C×H×W, C 1 or 3) as one PNG grid with 2-px gutters."""
-    from PIL import Image
+    """Write images in [-1, 1] (N×C×H×W) as one PNG grid (the runner's grid writer)."""
+    from gtbench.evaluation import to_uint8
+    from gtbench.runner import save_grid as save_uint8_grid
 
-    images = images.detach().float().cpu().clamp(-1, 1)
-    n, c, h, w = images.shape
-    rows = math.ceil(n / nrow)
-    pad = 2
-    grid = torch.zeros(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
-        grid[:, top : top + h, left : left + w] = images[i]
-    array = ((grid + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    image = Image.fromarray(array[:, :, 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
     path = Path(path)
-    _atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    save_uint8_grid(to_uint8(images.detach().cpu()), path, nrow)
     return path
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these files are shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _samples(generator: Any, n: int, seed: int) -> torch.Tensor:
+    """``n`` samples in [-1, 1], deterministic for ``seed`` (the evaluation's sampler)."""
+    from gtbench.evaluation import generate_images
+
+    return (
+        generate_images(generator, n, seed=seed, device=_device_of(generator)).float() / 127.5 - 1
+    )
 
 
-@torch.no_grad()
-def _samples(generator: torch.nn.Module, n: int, seed: int) -> torch.Tensor:
-    was_training = generator.training
-    generator.eval()
-    z = generator.sample_latent(n, generator=torch.Generator().manual_seed(seed))  # type: ignore[operator]
-    images = generator(z)
-    generator.train(was_training)
-    return images
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def pretrain(
@@ -247,9 +223,9 @@ def pretrain(
         "seed": str(seed),
         "iters": str(train_config.iters),
     }
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    _atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write_bytes(out, save(tensors, metadata=metadata))
     checkpoint_hash = sha256_file(out)
     save_grid(_samples(g_final, grid_size, seed), grid)
 
@@ -293,7 +269,7 @@ def pretrain(
         ),
     }
     text = json.dumps(record, indent=2, sort_keys=False) + "\n"
-    _atomic_write(sidecar, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(sidecar, text)
     say(
         f"wrote {out} ({record['checkpoint_bytes']} bytes, sha256 {checkpoint_hash}) in {wall:.0f}s"
     )

@@ -36,10 +36,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import: os.umask is process-wide and racy later
 
 
 def atomic_write_text(path: Path, text: str) -> None:
