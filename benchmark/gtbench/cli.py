@@ -34,7 +34,6 @@ DEFAULT_RESULTS = "results"
 HEADLINE_EXTRAS = {
     "intra_cluster_diversity": "diversity",
     "mem_closer_to_train": "memorised",
-    "train_s": "train s",
 }
 
 
@@ -360,31 +359,39 @@ def leaderboard_command(results: str, fmt: str, grids: str | None) -> None:
     _print_missing(results, runs)
 
 
+def _num(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _fmt(mean: Any, std: Any) -> str:
     import math
 
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
     if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.3g}"
-    return f"{mean:.3g} ± {std:.2g}"
+        return _num(mean)
+    return f"{_num(mean)} ± {_num(std)}"
 
 
 def _print_board(board: Any, best: set[int]) -> None:
-    table = Table(title="leaderboard (mean ± std over seeds; ★ best FID per target)")
-    for column in ("source", "dataset", "shots", "method", "extractor", "seeds", "FID", "KID"):
+    """A rich table; identity columns with one value across all rows go to the title, so
+    the table stays readable in an 80-column terminal."""
+    identity = ["source", "dataset", "shots", "extractor"]
+    constant = [c for c in identity if board[c].nunique() == 1]
+    shown = [c for c in identity if c not in constant]
+    title = "leaderboard (mean ± std over seeds; ★ best FID per target)"
+    if constant:
+        title += "\n" + ", ".join(f"{c} {board[c].iloc[0]}" for c in constant)
+    table = Table(title=title)
+    for column in [*shown, "method", "seeds", "FID", "KID"]:
         table.add_column(column, overflow="fold")
     extra = [c for c in HEADLINE_EXTRAS if f"{c}_mean" in board.columns]
     for column in extra:
         table.add_column(HEADLINE_EXTRAS[column], overflow="fold")
     for index, row in board.iterrows():
         star = "★ " if index in best else ""
-        cells = [
-            row["source"],
-            row["dataset"],
-            str(row["shots"]),
+        cells = [str(row[c]) for c in shown] + [
             star + row["method"],
-            row["extractor"],
             str(row["n_seeds"]),
             _fmt(row.get("fid_mean"), row.get("fid_std")),
             _fmt(row.get("kid_mean"), row.get("kid_std")),
