@@ -170,3 +170,8 @@ def test_leaderboard_exports_one_grid_per_row(finished, tmp_path):
     assert result.exit_code == 0
     grids = sorted((tmp_path / "grids").glob("*.png"))
     assert len(grids) == 3 and all("debug__debug__10shot__" in g.name for g in grids)
+
+
+def test_no_wait_needs_a_detaching_launcher(tmp_path):
+    result = gtbench("run", *FAST, "--methods", "finetune", "--no-wait", results=tmp_path)
+    assert result.exit_code == 2 and "--no-wait needs a launcher" in result.output

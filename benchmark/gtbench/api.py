@@ -451,6 +451,9 @@ class Launcher(Plugin, ABC):
     values, so a lost or failed job never hides the others."""
 
     kind: ClassVar[str] = "launcher"
+    # True when jobs outlive this process, so `gtbench run --no-wait` may return right
+    # after submitting (``request.options["wait"]`` is then False).
+    can_detach: ClassVar[bool] = False
 
     @abstractmethod
     def launch(self, request: LaunchRequest, on_done: Callable[[str], None]) -> None:

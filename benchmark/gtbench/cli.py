@@ -166,6 +166,7 @@ def _int_list(name: str, value: str | None) -> list[int] | None:
 @click.option("--force", is_flag=True, help="run cells again even when already done")
 @click.option("--suite", "suite_file", help="suite file (TOML/YAML) or built-in suite name")
 @click.option("--keep-weights/--no-keep-weights", default=None, help="keep adapted generators")
+@click.option("--no-wait", is_flag=True, help="cluster launchers: return after submitting")
 def run(
     sources: str | None,
     methods: str | None,
@@ -182,6 +183,7 @@ def run(
     force: bool,
     suite_file: str | None,
     keep_weights: bool | None,
+    no_wait: bool,
 ) -> None:
     """Run a sweep: sources × methods × datasets × shots × seeds."""
     import time
@@ -222,6 +224,7 @@ def run(
         launcher or str(suite.launcher),
         workers if workers is not None else suite.workers,
         force,
+        not no_wait,
     )
     _print_summary(summary, results, time.perf_counter() - started)
     _print_run_board(results, {cell["run_id"] for cell in plan.cells})
@@ -244,7 +247,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _run_with_progress(plan: Any, results: str, launcher: str, workers: int, force: bool) -> Any:
+def _run_with_progress(
+    plan: Any, results: str, launcher: str, workers: int, force: bool, wait: bool
+) -> Any:
     from gtbench.sweep import cell_label, run_sweep
 
     columns = (
@@ -289,6 +294,7 @@ def _run_with_progress(plan: Any, results: str, launcher: str, workers: int, for
             launcher=launcher,
             workers=workers,
             force=force,
+            wait=wait,
             on_start=on_start,
             on_cell_done=on_cell_done,
             progress=on_cell_progress,

@@ -91,6 +91,7 @@ def run_sweep(
     on_start: Callable[[int], None] | None = None,
     on_cell_done: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
     progress: Callable[[str, str, int, int], None] | None = None,
+    wait: bool = True,
 ) -> SweepSummary:
     """Run every pending cell of ``plan``; returns what happened.
 
@@ -102,6 +103,11 @@ def run_sweep(
     summary = SweepSummary(planned=len(plan.cells), skipped=list(plan.skipped))
     pending, summary.already_done, summary.notes = pending_cells(plan, results_dir, force)
     launcher_plugin = registry.launchers().create(parse_spec(launcher))
+    if not wait and not launcher_plugin.can_detach:
+        raise UsageError(
+            f"--no-wait needs a launcher whose jobs outlive this process (e.g. slurm); "
+            f"{launcher_plugin.name!r} runs the cells itself"
+        )
     if pending:
         make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
     _write_plan(plan, results_dir)
@@ -125,7 +131,7 @@ def run_sweep(
             on_cell_done(by_id[run_id], record)
 
     if pending:
-        request = LaunchRequest(pending, str(results_dir), workers, {}, progress)
+        request = LaunchRequest(pending, str(results_dir), workers, {"wait": wait}, progress)
         launcher_plugin.launch(request, done)
     write_tables(results_dir)
     summary.wall_s = time.perf_counter() - start

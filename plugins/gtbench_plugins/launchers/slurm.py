@@ -91,15 +91,18 @@ class SlurmLauncher(Launcher):
         )
         return executor
 
+    can_detach = True
+
     def launch(self, request: LaunchRequest, on_done: Callable[[str], None]) -> None:
         from gtbench_plugins.launchers._slurm_job import CellJob
 
         p = self.params
+        wait = p["wait"] and request.options.get("wait", True)
         executor = self.executor(request.results_dir)
         queue = [dict(cell) for cell in request.cells]
         # SLURM throttles an array itself (%parallelism); the local executor starts every
         # job at once, so there we keep at most array_parallelism jobs alive.
-        throttle = p["cluster"] != "slurm" and p["wait"]
+        throttle = p["cluster"] != "slurm" and wait
         in_flight = p["array_parallelism"] if throttle else sys.maxsize
         running: list[tuple[Any, dict[str, Any]]] = []
         results = request.results_dir
@@ -111,7 +114,7 @@ class SlurmLauncher(Launcher):
                 chunk, queue[:] = queue[:size], queue[size:]
                 try:
                     with executor.batch():
-                        calls = [CellJob(c, results, tables=not p["wait"]) for c in chunk]
+                        calls = [CellJob(c, results, tables=not wait) for c in chunk]
                         jobs = [executor.submit(call) for call in calls]
                 except Exception as error:  # noqa: BLE001 - sbatch's message, in one line
                     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -123,7 +126,7 @@ class SlurmLauncher(Launcher):
                 count -= size
 
         submit(in_flight)
-        if not p["wait"]:
+        if not wait:
             ids = sorted({str(job.job_id).split("_")[0] for job, _ in running})
             print(
                 f"submitted {len(running)} jobs ({', '.join(ids)}); follow them with "

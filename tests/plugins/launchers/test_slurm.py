@@ -207,3 +207,11 @@ def test_local_executor_sweep_failure_requeue_and_kill(tmp_path, monkeypatch):
     assert "wrote no record" in load_record(tmp_path, killed["run_id"])["error"]
     assert not list(tmp_path.glob(f"runs/*/{RUNNING}"))
     assert len(board(tmp_path)) == 4  # 3 debug methods + finetune at 1500 iters
+
+
+def test_no_wait_option_of_run_sweep(tmp_path, capsys):
+    plan = debug_plan()
+    spec = "slurm:cluster=debug,gpus_per_node=0"
+    summary = run_sweep(Plan(cells=plan.cells[:1]), tmp_path, launcher=spec, wait=False)
+    assert not summary.statuses
+    assert "gtbench status" in capsys.readouterr().err
