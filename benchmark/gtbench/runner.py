@@ -168,7 +168,7 @@ def run_cell(
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
         record["environment"] = provenance.environment()
-        _adapt_and_evaluate(cell, results_dir, folder, record, report)
+        _adapt_and_evaluate(cell, folder, record, report)
         record["status"] = "ok"
         (folder / TRACEBACK).unlink(missing_ok=True)
     except DivergedError as error:
@@ -186,7 +186,6 @@ def run_cell(
 
 def _adapt_and_evaluate(
     cell: dict[str, Any],
-    results_dir: Path,
     folder: Path,
     record: dict[str, Any],
     report: Reporter | None,

@@ -52,7 +52,7 @@ class Suite:
     train: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
     launcher: PluginRef = "local"
-    workers: int = 1
+    workers: int = 0  # 0: the launcher decides (process: one per GPU, else 1)
     keep_weights: bool = True
     # Parts of one sweep that need their own settings (a 64 px source with a smaller
     # budget, say): each table overrides the fields above for its own cross product.
