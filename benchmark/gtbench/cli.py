@@ -161,7 +161,9 @@ def _int_list(name: str, value: str | None) -> list[int] | None:
 @click.option("--n-samples", type=int, help="generated images for FID/KID")
 @click.option("--extractor", help="feature extractor spec for FID/KID")
 @click.option("--launcher", help="launcher spec (local, process, ...)")
-@click.option("--workers", type=int, help="parallel workers (process: default one per GPU, 1 on CPU)")
+@click.option(
+    "--workers", type=int, help="parallel workers (process: default one per GPU, 1 on CPU)"
+)
 @click.option("--results", default=DEFAULT_RESULTS, show_default=True, help="results folder")
 @click.option("--force", is_flag=True, help="run cells again even when already done")
 @click.option("--suite", "suite_file", help="suite file (TOML/YAML) or built-in suite name")
