@@ -175,3 +175,22 @@ def test_leaderboard_exports_one_grid_per_row(finished, tmp_path):
 def test_no_wait_needs_a_detaching_launcher(tmp_path):
     result = gtbench("run", *FAST, "--methods", "finetune", "--no-wait", results=tmp_path)
     assert result.exit_code == 2 and "--no-wait needs a launcher" in result.output
+
+
+def test_missing_asset_fails_the_sweep_before_training(tmp_path, monkeypatch):
+    from gtbench.assets import Asset
+    from gtbench_plugins.datasets.debug import DebugDataset
+
+    class NeedsFile(DebugDataset):
+        assets = (Asset("unobtainable", "data.bin", "0" * 64, urls=("https://example.invalid/x",)),)
+
+    monkeypatch.setenv("GTBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GTBENCH_OFFLINE", "1")
+    registry.datasets().register("needs-file", NeedsFile)
+    try:
+        result = gtbench("run", *FAST, "--datasets", "needs-file", results=tmp_path / "r")
+    finally:
+        registry.reset()
+    assert result.exit_code == 1
+    assert "asset 'unobtainable' is unavailable" in result.output
+    assert not list((tmp_path / "r").glob("runs/*/record.json"))

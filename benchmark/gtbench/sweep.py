@@ -73,6 +73,25 @@ def pending_cells(
     return pending, done, notes
 
 
+def prefetch_assets(cells: list[dict[str, Any]]) -> None:
+    """Fetch (or find in the cache) every asset the cells' plugins declare, here and now.
+
+    A missing asset then fails the sweep once, in one line, before anything trains, and
+    cluster jobs find everything in the (shared) cache even on nodes without network."""
+    from gtbench.assets import fetch
+
+    seen: set[tuple[str, str]] = set()
+    for cell in cells:
+        refs = [(k, cell[k]["name"]) for k in ("source", "method", "dataset")]
+        refs.append(("extractor", cell["eval"]["extractor"]["name"]))
+        for kind, name in refs:
+            if (kind, name) in seen:
+                continue
+            seen.add((kind, name))
+            for asset in registry.registry(kind).get(name).assets:
+                fetch(asset)
+
+
 def _write_plan(plan: Plan, results_dir: Path) -> None:
     payload = {
         "cells": [{"run_id": c["run_id"], "label": cell_label(c)} for c in plan.cells],
@@ -110,6 +129,7 @@ def run_sweep(
         )
     if pending:
         make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
+        prefetch_assets(pending)
     _write_plan(plan, results_dir)
     by_id = {cell["run_id"]: cell for cell in pending}
     if on_start is not None:
