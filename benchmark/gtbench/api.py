@@ -40,6 +40,7 @@ __all__ = [
     "Parameter",
     "Plugin",
     "Source",
+    "register_fidelity_extractor",
     "SourceInfo",
     "SourceNetworks",
 ]
@@ -341,6 +342,16 @@ class Extractor(Plugin, ABC):
     def identity(self) -> str:
         """What distinguishes its features (name + weights): part of the stats cache key."""
         return f"{self.name}:{sorted(self.params.items())}"
+
+
+def register_fidelity_extractor(name: str, network: type) -> str:
+    """Register a torch-fidelity ``FeatureExtractorBase`` subclass once per process under
+    ``name`` and return the name (what :meth:`Extractor.fidelity_name` returns)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(name, network)
+    return name
 
 
 # --------------------------------------------------------------------------- methods

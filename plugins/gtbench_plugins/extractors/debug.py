@@ -12,11 +12,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_fidelity import register_feature_extractor
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gtbench.api import Extractor, Parameter
+from gtbench.api import Extractor, Parameter, register_fidelity_extractor
 from gtbench.errors import PluginError
 
 FIDELITY_NAME = "gtbench-debug"
@@ -80,9 +78,7 @@ class DebugFeatureNet(FeatureExtractorBase):
 
 def register() -> str:
     """Register the network with torch-fidelity once per process; return its name."""
-    if FIDELITY_NAME not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(FIDELITY_NAME, DebugFeatureNet)
-    return FIDELITY_NAME
+    return register_fidelity_extractor(FIDELITY_NAME, DebugFeatureNet)
 
 
 class DebugExtractor(Extractor):
