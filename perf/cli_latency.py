@@ -1,0 +1,86 @@
+"""Wall time of the command lines a user types most, each run as a fresh subprocess.
+
+``gtbench --help`` and every usage error should answer in well under a second: the CLI
+imports torch, torch-fidelity and pandas only inside the commands that need them, and
+unknown plugin names are found from entry-point metadata alone. Prints the median (and
+min, max) of ``--repeat`` runs per command, plus which heavy modules each one imported.
+
+    python perf/cli_latency.py                 # the installed `gtbench` next to python
+    python perf/cli_latency.py --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COMMANDS: list[list[str]] = [
+    ["--help"],
+    ["run", "--help"],
+    ["run", "--methods", "nope"],
+    ["run", "--shots", "ten"],
+    ["run", "--bogus-option"],
+    ["list"],
+]
+HEAVY = ("torch", "torch_fidelity", "pandas")
+# Prints which heavy modules the CLI process imported (appended to its own output).
+PROBE = (
+    "import atexit, sys\n"
+    "def _report():\n"
+    "    loaded = [m for m in {heavy!r} if m in sys.modules]\n"
+    "    sys.stderr.write('\\nHEAVY:' + ','.join(loaded) + '\\n')\n"
+    "atexit.register(_report)\n"
+    "sys.argv = ['gtbench', *sys.argv[1:]]\n"
+    "from gtbench.cli import main\n"
+    "main()\n"
+)
+
+
+def time_command(args: list[str], repeat: int, env: dict[str, str]) -> tuple[list[float], int, str]:
+    """Seconds per run, the exit status and the heavy modules imported."""
+    seconds, status, heavy = [], 0, ""
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+                capture_output=True,
+                text=True,
+                cwd=folder,  # an empty folder: `run` finds no ./results there
+                env=env,
+            )
+            seconds.append(time.perf_counter() - start)
+            status = done.returncode
+            marker = done.stderr.rsplit("HEAVY:", 1)
+            heavy = marker[1].strip() if len(marker) == 2 else "?"
+    return seconds, status, heavy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GTBENCH_OFFLINE": "1"}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    python_s = time.perf_counter() - started
+    print(f"python {sys.version.split()[0]} at {Path(sys.executable)}, {os.cpu_count()} CPUs")
+    print(f"bare interpreter start: {python_s:.3f} s")
+    print(f"{'command':<36} {'median':>8} {'min':>7} {'max':>7}  exit  heavy imports")
+    for command in COMMANDS:
+        seconds, status, heavy = time_command(command, args.repeat, env)
+        label = "gtbench " + " ".join(command)
+        print(
+            f"{label:<36} {statistics.median(seconds):>7.2f}s {min(seconds):>6.2f}s "
+            f"{max(seconds):>6.2f}s  {status:>4}  {heavy or '-'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
