@@ -1,9 +1,9 @@
 """Time two evaluations of the same target: the first computes the reference features of
 the evaluation set (cache miss), the second reads them from the disk cache (hit).
 
-    python benchmarks/eval_cache.py                                  # animals-cat, debug
-    python benchmarks/eval_cache.py --source debug --dataset debug --n-samples 200
-    python benchmarks/eval_cache.py --extractor inception-v3-compat:weights=PATH
+    python perf/eval_cache.py                                  # animals-cat, debug
+    python perf/eval_cache.py --source debug --dataset debug --n-samples 200
+    python perf/eval_cache.py --extractor inception-v3-compat:weights=PATH
 
 The cache folder is a fresh temporary one unless ``--cache-dir`` is given, so the first
 evaluation always misses. The feature network is built before the clock starts, so the

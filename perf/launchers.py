@@ -1,7 +1,7 @@
 """Wall time of one 8-cell debug sweep under each launcher, and its speed-up over ``local``.
 
-    python benchmarks/launchers.py                 # local, process x2, submitit-local, ray
-    python benchmarks/launchers.py --iters 200 --launchers local,ray
+    python perf/launchers.py                 # local, process x2, submitit-local, ray
+    python perf/launchers.py --iters 200 --launchers local,ray
 
 The sweep is the debug suite's scratch and finetune methods × seeds 0–3 (8 cells). Each
 launcher writes into its own fresh temporary folder, so none reuses another's results.

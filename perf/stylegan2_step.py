@@ -4,9 +4,9 @@ A step is: D update on real + fake (non-saturating logistic loss, optional R1), 
 update (non-saturating loss), Adam on both — what dominates a few-shot adaptation run.
 Prints the parameter counts of the 256 px config-f networks first.
 
-    python benchmarks/stylegan2_step.py                       # CPU, 256 px, batch 2
-    python benchmarks/stylegan2_step.py --size 64 --batch 4
-    python benchmarks/stylegan2_step.py --device cuda --batch 16 --precision bf16 \
+    python perf/stylegan2_step.py                       # CPU, 256 px, batch 2
+    python perf/stylegan2_step.py --size 64 --batch 4
+    python perf/stylegan2_step.py --device cuda --batch 16 --precision bf16 \
         --channels-last --compile
 """
 

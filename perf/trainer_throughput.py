@@ -6,7 +6,7 @@ Rounds alternate between the two so machine noise hits both alike; the median ro
 reported. Also counts the FLOPs of one step (torch.utils.flop_counter) and compares the
 achieved FLOP/s with this machine's peak matmul FLOP/s measured in the same run.
 
-    python benchmarks/trainer_throughput.py [--iters 30] [--batch 32] [--rounds 5]
+    python perf/trainer_throughput.py [--iters 30] [--batch 32] [--rounds 5]
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from PIL import Image
 
 from gtbench.evaluation import generate_images
 from gtbench.generate import load_generator
-from gtbench.runner import SAMPLES, save_grid
+from gtbench.images import save_grid
+from gtbench.runner import SAMPLES
 from tests.helpers import FAST, gtbench
 
 

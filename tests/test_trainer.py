@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from gtbench import registry
-from gtbench.api import Method
+from gtbench.api import Method, to_unit_range
 from gtbench.errors import DivergedError
-from gtbench.runner import to_unit_range
 from gtbench.trainer import TrainConfig, build_context, ema_beta, train
 
 

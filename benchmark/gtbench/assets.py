@@ -29,7 +29,6 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -43,7 +42,6 @@ __all__ = [
     "cached_path",
     "download_path",
     "fetch",
-    "fetch_all",
     "instructions",
     "is_cached",
     "sha256_file",
@@ -104,12 +102,21 @@ def cached_path(asset: Asset) -> Path:
     return cache_dir() / "extracted" / asset.sha256[:16] / PurePosixPath(asset.member)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so a large file is read once."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        _FILE_HASHES[key] = digest.hexdigest()
+    return _FILE_HASHES[key]
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 
 # Verified files in this process: path -> (size, mtime_ns); avoids re-hashing per call.
@@ -307,8 +314,3 @@ def fetch(asset: Asset, *, download: bool = True) -> Path:
     if asset.member is None:
         return archive
     return _extract(asset, archive)
-
-
-def fetch_all(assets: Iterable[Asset], *, download: bool = True) -> list[Path]:
-    """Fetch several assets; the first failure raises."""
-    return [fetch(asset, download=download) for asset in assets]

@@ -82,7 +82,7 @@ def parse_policy(policy: str) -> list[str]:
     return names
 
 
-class DiffAugment:
+class DiffAugmentPipeline:
     """Callable augmenting a batch with a policy, each transform applied with ``probability``."""
 
     def __init__(self, policy: str, rng: torch.Generator | None = None, probability: float = 1.0):

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gtbench import registry
-from gtbench.api import Dataset, Method, Plugin, Source
 from gtbench.errors import UsageError
+from gtbench.method import Method
+from gtbench.plugin import Dataset, Plugin, Source
 from gtbench.spec import PluginSpec, parse_spec
 from gtbench.suite import PluginRef, Suite
 

@@ -1,14 +1,14 @@
 """Evaluation of an adapted generator: FID and KID by torch-fidelity, plus memorisation and
 diversity measured in the same feature space.
 
-The protocol (DESIGN.md, "Evaluation protocol"): ``n_samples`` generated images are
+The protocol (README.md, "Evaluation protocol"): ``n_samples`` generated images are
 compared with the target's evaluation set, which is disjoint from the K training shots;
 the training shots are used only for the memorisation and diversity metrics. Reference
 features are cached on disk keyed by the image content and the extractor's identity,
 never by a name, so a cache entry can never be read for other data or other weights.
 
 This module knows nothing about particular models, datasets or extractors: it talks to
-them only through :mod:`gtbench.api` and torch-fidelity's extractor registry.
+them only through the plugin base classes and torch-fidelity's extractor registry.
 """
 
 from __future__ import annotations
@@ -41,8 +41,10 @@ from torch_fidelity.metric_kid import (
 )
 from torch_fidelity.utils import create_feature_extractor
 
-from gtbench.api import Dataset, Extractor, Generator
-from gtbench.errors import GtbenchError, UsageError
+from gtbench.errors import UsageError
+from gtbench.images import as_rgb, match_format, tensor_sha256, to_uint8
+from gtbench.networks import Generator
+from gtbench.plugin import Dataset, Extractor
 from gtbench.records import atomic_write_bytes
 
 __all__ = [
@@ -99,11 +101,6 @@ class Evaluation:
 
 
 # --------------------------------------------------------------------------- images
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Map generator output in [-1, 1] to uint8 [0, 255] (round to nearest, clamp)."""
-    return ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def _accepts_truncation(generator: Generator) -> bool:
@@ -168,35 +165,6 @@ def generate_images(
     return torch.cat(batches)
 
 
-def to_target_format(images: torch.Tensor, channels: int, resolution: int) -> torch.Tensor:
-    """Give generated images the target's channels and resolution, so like is compared with
-    like (a colour source judged on a grey target is judged in grey). The same conversion
-    as the runner applies to targets: channel mean or repetition, antialiased bicubic."""
-    if images.shape[1] == 3 and channels == 1:
-        images = images.float().mean(dim=1, keepdim=True).round().to(torch.uint8)
-    elif images.shape[1] == 1 and channels == 3:
-        images = images.repeat(1, 3, 1, 1)
-    if images.shape[-2:] != (resolution, resolution):
-        resized = F.interpolate(
-            images.float(), size=(resolution, resolution), mode="bicubic", antialias=True
-        )
-        images = resized.round().clamp(0, 255).to(torch.uint8)
-    return images
-
-
-def as_rgb(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N×3×H×W as torch-fidelity extractors expect (grey repeated to three channels)."""
-    if images.dtype != torch.uint8 or images.dim() != 4:
-        raise GtbenchError(
-            f"expected uint8 N×C×H×W images, got {images.dtype} {tuple(images.shape)}"
-        )
-    if images.shape[1] == 1:
-        return images.repeat(1, 3, 1, 1)
-    if images.shape[1] != 3:
-        raise GtbenchError(f"images must have 1 or 3 channels, got {images.shape[1]}")
-    return images
-
-
 # --------------------------------------------------------------------------- features
 
 _EXTRACTOR_CACHE: dict[tuple[str, ...], FeatureExtractorBase] = {}
@@ -248,13 +216,6 @@ def extract_features(
 # --------------------------------------------------------------------------- reference cache
 
 
-def _tensor_hash(images: torch.Tensor) -> str:
-    data = images.contiguous()
-    digest = hashlib.sha256(f"{data.dtype}{tuple(data.shape)}".encode())
-    digest.update(data.numpy().tobytes())
-    return digest.hexdigest()
-
-
 def reference_key(dataset: Dataset, images: torch.Tensor, extractor: Extractor) -> dict[str, Any]:
     """What the cached reference features depend on: content, resolution and extractor.
 
@@ -263,7 +224,7 @@ def reference_key(dataset: Dataset, images: torch.Tensor, extractor: Extractor) 
     return {
         "format": CACHE_FORMAT,
         "dataset_content": dataset.content_hash(),
-        "evaluation_images": _tensor_hash(images),
+        "evaluation_images": tensor_sha256(images),
         "resolution": dataset.info.resolution,
         "extractor": extractor.identity(),
         "fidelity_extractor": extractor.fidelity_name(),
@@ -464,7 +425,7 @@ def evaluate(
         progress=progress,
     )
     generated_shape = tuple(raw.shape[1:])
-    fake_images = to_target_format(raw, info.channels, info.resolution)
+    fake_images = match_format(raw, info.channels, info.resolution)
     timings["generate_s"], clock = time.perf_counter() - clock, time.perf_counter()
 
     module = load_feature_extractor(extractor, device)

@@ -3,7 +3,6 @@ images from it, from Python (:func:`load_generator`) or ``gtbench generate``."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,10 @@ from typing import Any
 import click
 import torch
 
-from gtbench.api import Generator
+from gtbench.assets import sha256_file
 from gtbench.cells import make_plugin
 from gtbench.errors import GtbenchError, UsageError
+from gtbench.networks import Generator
 from gtbench.records import RECORD, find_run, read_record, run_dir
 
 
@@ -31,7 +31,7 @@ def _checked_weights(folder: Path, record: dict[str, Any]) -> Path:
     path = folder / weights["file"]
     if not path.is_file():
         raise GtbenchError(f"weights file {path} of run {record['run_id']} is missing")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if digest != weights["sha256"]:
         raise GtbenchError(
             f"weights file {path} does not match its record (sha256 {digest[:12]}…, "
@@ -163,7 +163,7 @@ def generate_command(
             written.append(path)
         progress.update(task, completed=count)
     if grid:
-        from gtbench.runner import save_grid
+        from gtbench.images import save_grid
 
         columns = max(1, int(math.sqrt(count)))
         save_grid(images, target / f"{full}-seed{seed}-grid.png", columns)

@@ -31,11 +31,13 @@ from typing import Any
 
 import click
 import torch
-import torch.nn.functional as F
 
-from gtbench.api import Dataset, Method, Source
 from gtbench.assets import sha256_file
 from gtbench.errors import MissingAssetError, UsageError
+from gtbench.images import match_format, to_uint8, to_unit_range
+from gtbench.images import save_grid as save_uint8_grid
+from gtbench.method import Method
+from gtbench.plugin import Dataset, Source
 from gtbench.records import atomic_write_bytes, atomic_write_text
 from gtbench.spec import PluginSpec, parse_spec
 from gtbench.trainer import TrainConfig, build_context
@@ -100,34 +102,14 @@ def _spec_text(plugin: Source | Dataset) -> str:
 
 
 def to_training_images(images: torch.Tensor, resolution: int, channels: int) -> torch.Tensor:
-    """uint8 N×C×H×W → float in [-1, 1] at the source's resolution and channel count.
-
-    Resizing is antialiased bilinear; grey → colour repeats the channel, colour → grey
-    takes the luminance (ITU-R 601 weights)."""
-    x = images.float() / 127.5 - 1.0
-    if x.shape[1] != channels:
-        if x.shape[1] == 1:
-            x = x.repeat(1, channels, 1, 1)
-        elif x.shape[1] == 3 and channels == 1:
-            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-            x = (x * weights).sum(1, keepdim=True)
-        else:
-            raise UsageError(f"cannot turn {x.shape[1]}-channel images into {channels}")
-    if x.shape[-2:] != (resolution, resolution):
-        x = F.interpolate(
-            x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
-        )
-    return x.clamp(-1.0, 1.0).contiguous()
+    """uint8 N×C×H×W → float in [-1, 1] at the source's resolution and channel count, by
+    the same conversion targets get for adaptation and evaluation."""
+    return to_unit_range(match_format(images, channels, resolution)).contiguous()
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int = 8) -> Path:
-    """Write images in [-1, 1] (N×C×H×W) as one PNG grid (the runner's grid writer)."""
-    from gtbench.evaluation import to_uint8
-    from gtbench.runner import save_grid as save_uint8_grid
-
-    path = Path(path)
-    save_uint8_grid(to_uint8(images.detach().cpu()), path, nrow)
-    return path
+    """Write images in [-1, 1] (N×C×H×W) as one PNG grid."""
+    return save_uint8_grid(to_uint8(images.detach().cpu()), path, nrow)
 
 
 def _samples(generator: Any, n: int, seed: int) -> torch.Tensor:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from gtbench import api
+from gtbench import plugin as api
 from gtbench.errors import PluginError
+from gtbench.method import Method
 from gtbench.spec import PluginSpec, parse_spec
 
 BUILTIN_DISTRIBUTION = "gtbench"
@@ -28,7 +29,7 @@ DISABLE_AUTOLOAD_ENV = "GTBENCH_DISABLE_PLUGIN_AUTOLOAD"
 
 KINDS: dict[str, tuple[str, type[api.Plugin]]] = {
     "source": ("gtbench.sources", api.Source),
-    "method": ("gtbench.methods", api.Method),
+    "method": ("gtbench.methods", Method),
     "dataset": ("gtbench.datasets", api.Dataset),
     "extractor": ("gtbench.extractors", api.Extractor),
     "launcher": ("gtbench.launchers", api.Launcher),

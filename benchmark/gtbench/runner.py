@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from gtbench import __version__, provenance
-from gtbench.api import Dataset, DatasetInfo, Generator, Method, Source
+from gtbench.assets import cache_dir
 from gtbench.cells import SCHEMA_VERSION, make_plugin
 from gtbench.errors import DivergedError
 from gtbench.evaluation import EvalSettings, evaluate, generate_images
+from gtbench.images import match_format, save_grid, to_unit_range
+from gtbench.method import Method
+from gtbench.networks import Generator
+from gtbench.plugin import Dataset, DatasetInfo, Source
 from gtbench.records import TRACEBACK, atomic_write_bytes, atomic_write_text, run_dir, write_record
 from gtbench.trainer import TrainConfig, build_context
 
@@ -38,11 +41,6 @@ def default_device() -> torch.device:
     if wanted:
         return torch.device(wanted)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def cache_dir() -> Path:
-    """gtbench's cache folder (``GTBENCH_CACHE``, default ``~/.cache/gtbench``)."""
-    return Path(os.environ.get("GTBENCH_CACHE", Path.home() / ".cache" / "gtbench")).expanduser()
 
 
 class MatchedTarget(Dataset):
@@ -62,28 +60,10 @@ class MatchedTarget(Dataset):
     @property
     def info(self) -> DatasetInfo:
         inner = self.dataset.info
-        return DatasetInfo(
-            self.resolution, self.channels, inner.size, inner.shot_pool, inner.domain
-        )
+        return DatasetInfo(self.resolution, self.channels, inner.size, inner.shot_pool)
 
     def _convert(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[1] != self.channels:
-            if self.channels == 3 and images.shape[1] == 1:
-                images = images.repeat(1, 3, 1, 1)
-            elif self.channels == 1:
-                images = images.float().mean(dim=1, keepdim=True).round().to(torch.uint8)
-            else:
-                raise ValueError(f"cannot convert {images.shape[1]} channels to {self.channels}")
-        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
-            resized = F.interpolate(
-                images.float(),
-                size=(self.resolution, self.resolution),
-                mode="bicubic",
-                antialias=True,
-                align_corners=False,
-            )
-            images = resized.round().clamp(0, 255).to(torch.uint8)
-        return images
+        return match_format(images, self.channels, self.resolution)
 
     def images(self) -> torch.Tensor:
         if "all" not in self._cache:
@@ -104,11 +84,6 @@ class MatchedTarget(Dataset):
         return hashlib.sha256(key.encode()).hexdigest()
 
 
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] → float [-1, 1]."""
-    return images.float() / 127.5 - 1.0
-
-
 @dataclass
 class CellOutcome:
     run_id: str
@@ -123,21 +98,6 @@ def _save_weights(generator: Generator, path: Path) -> str:
     data = save(state)
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
-
-
-def save_grid(images: torch.Tensor, path: Path, columns: int = 8) -> None:
-    """Write uint8 images as one PNG grid, atomically."""
-    import io
-
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    grid = make_grid(images, nrow=columns, padding=1)
-    array = grid.permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def run_cell(

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gtbench import registry
-from gtbench.api import LaunchRequest
 from gtbench.cells import Plan, Skipped, describe, make_plugin
 from gtbench.errors import UsageError
 from gtbench.leaderboard import PLAN_JSON, write_tables
+from gtbench.plugin import LaunchRequest
 from gtbench.records import RECORD, CorruptRecord, atomic_write_text, read_record, run_dir
 from gtbench.spec import parse_spec
 

@@ -3,7 +3,7 @@
 Non-saturating logistic loss, lazy R1 penalty on real images, Adam, an exponential
 moving average of the generator (used for evaluation) with StyleGAN2-ADA's ramp-up, and
 optional differentiable augmentation. Methods change it only through the hooks of
-:class:`gtbench.api.Method`. All randomness flows from ``ctx.rng`` (a CPU generator), so
+:class:`gtbench.method.Method`. All randomness flows from ``ctx.rng`` (a CPU generator), so
 a run is deterministic on CPU for a fixed seed.
 """
 
@@ -13,14 +13,20 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from gtbench.api import Discriminator, Generator, Method
-from gtbench.augment import DiffAugment
+from gtbench.augment import DiffAugmentPipeline
 from gtbench.errors import DivergedError
+from gtbench.networks import Discriminator, Generator
+
+if TYPE_CHECKING:
+    from gtbench.method import Method
+
+# Part of every run_id: bump whenever a change to the trainer can change a number.
+TRAINER_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ def build_context(
 ) -> TrainContext:
     """A context with a seeded CPU generator and the configured augmentation."""
     rng = torch.Generator().manual_seed(seed)
-    augment = DiffAugment(config.augment, rng)
+    augment = DiffAugmentPipeline(config.augment, rng)
     ctx = TrainContext(
         generator=generator.to(device),
         discriminator=discriminator.to(device) if discriminator is not None else None,

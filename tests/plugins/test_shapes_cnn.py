@@ -17,10 +17,10 @@ from torch_fidelity.utils import create_feature_extractor
 from torchvision.transforms.functional import gaussian_blur
 
 from gtbench import registry
+from gtbench.api import sha256_file as file_sha256
 from gtbench.errors import GtbenchError
 from gtbench.evaluation import extract_features, fid_from_features, load_feature_extractor
 from gtbench_plugins.extractors import shapes_cnn
-from gtbench_plugins.extractors._weights import file_sha256
 
 CPU = torch.device("cpu")
 NOISE_LEVELS = (0.0, 4.0, 8.0, 16.0, 32.0)  # std in grey levels (0-255)
@@ -145,7 +145,8 @@ SOURCE_WEIGHTS = (
 
 @pytest.mark.skipif(not SOURCE_WEIGHTS.is_file(), reason="animals-dcgan32 weights not committed")
 def test_source_samples_are_far_from_cats(features, cat_halves):
-    from gtbench.evaluation import generate_images, to_target_format
+    from gtbench.evaluation import generate_images
+    from gtbench.images import match_format as to_target_format
 
     generator = registry.sources().create("animals-dcgan32").load().generator
     samples = to_target_format(generate_images(generator, 500, seed=0, device=CPU), 1, 32)

@@ -22,8 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from gtbench.api import Dataset, DatasetInfo, Parameter
-from gtbench.assets import Asset, fetch
+from gtbench.api import Asset, Dataset, DatasetInfo, Parameter, fetch
 from gtbench.errors import MissingAssetError
 
 from ._images import grey_to_tensor, resize_planes
@@ -156,7 +155,7 @@ class AnimalsCat(Dataset):
     @property
     def info(self) -> DatasetInfo:
         p = self.params
-        return DatasetInfo(p["res"], p["channels"], 1000, p["pool"], "silhouettes: cat")
+        return DatasetInfo(p["res"], p["channels"], 1000, p["pool"])
 
     def images(self) -> torch.Tensor:
         if self._images is None:
@@ -201,8 +200,7 @@ class AnimalsOthers(Dataset):
     def info(self) -> DatasetInfo:
         p = self.params
         size = 1000 * len(self.class_indices)
-        names = "+".join(CLASS_NAMES[i] for i in self.class_indices)
-        return DatasetInfo(p["res"], p["channels"], size, p["pool"], f"silhouettes: {names}")
+        return DatasetInfo(p["res"], p["channels"], size, p["pool"])
 
     def images(self) -> torch.Tensor:
         if self._images is None:

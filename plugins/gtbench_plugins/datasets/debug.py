@@ -27,7 +27,7 @@ class DebugDataset(Dataset):
     @property
     def info(self) -> DatasetInfo:
         p = self.params
-        return DatasetInfo(p["res"], p["channels"], p["size"], min(p["pool"], p["size"]), "discs")
+        return DatasetInfo(p["res"], p["channels"], p["size"], min(p["pool"], p["size"]))
 
     def images(self) -> torch.Tensor:
         if self._images is None:

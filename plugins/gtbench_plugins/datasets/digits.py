@@ -39,7 +39,7 @@ class Digits(Dataset):
     @property
     def info(self) -> DatasetInfo:
         p = self.params
-        return DatasetInfo(p["res"], p["channels"], self._size, p["pool"], "handwritten digits")
+        return DatasetInfo(p["res"], p["channels"], self._size, p["pool"])
 
     def images(self) -> torch.Tensor:
         if self._images is None:

@@ -192,8 +192,7 @@ class FolderDataset(Dataset):
                     f"folder dataset: pool={pool} leaves no evaluation image among {size} "
                     "images; lower pool or pass eval_path"
                 )
-        domain = f"folder {Path(self.params['path']).name}"
-        return DatasetInfo(self.params["res"], self.params["channels"], size, pool, domain)
+        return DatasetInfo(self.params["res"], self.params["channels"], size, pool)
 
     def evaluation_images(self) -> torch.Tensor:
         if not self.params["eval_path"]:

@@ -48,7 +48,7 @@ class LFWFaces(Dataset):
     @property
     def info(self) -> DatasetInfo:
         p = self.params
-        return DatasetInfo(p["res"], p["channels"], N_FACES, p["pool"], "real faces (LFW, grey)")
+        return DatasetInfo(p["res"], p["channels"], N_FACES, p["pool"])
 
     def images(self) -> torch.Tensor:
         if self._images is None:

@@ -16,8 +16,8 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 from gtbench.api import Extractor, Parameter
+from gtbench.api import sha256_file as file_sha256
 from gtbench.errors import MissingAssetError
-from gtbench_plugins.extractors._weights import file_sha256
 
 ENV_VAR = "GTBENCH_INCEPTION_WEIGHTS"
 FILENAME = URL_INCEPTION_V3.rsplit("/", 1)[-1]

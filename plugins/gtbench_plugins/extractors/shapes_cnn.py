@@ -48,8 +48,8 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from gtbench.api import Extractor, Parameter, register_fidelity_extractor
+from gtbench.api import sha256_file as file_sha256
 from gtbench.errors import MissingAssetError, PluginError
-from gtbench_plugins.extractors._weights import file_sha256
 
 __all__ = [
     "FIDELITY_NAME",

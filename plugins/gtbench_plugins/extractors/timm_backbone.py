@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from gtbench.api import Extractor, Parameter, register_fidelity_extractor
+from gtbench.api import sha256_file as file_sha256
 from gtbench.errors import MissingAssetError, PluginError
-from gtbench_plugins.extractors._weights import file_sha256
 
 FIDELITY_NAME = "gtbench-timm"
 DEFAULT_MODEL = "vit_small_patch14_dinov2.lvd142m"

@@ -294,9 +294,9 @@ def train(
     log: bool = True,
 ) -> dict[str, Any]:
     """Train, save ``out`` (safetensors) and ``out.json``; return the JSON record."""
-    from safetensors.torch import save_file
+    from importlib.metadata import version as installed_version
 
-    import gtbench
+    from safetensors.torch import save_file
 
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
@@ -355,7 +355,7 @@ def train(
             "heldout_images": int(data.holdout.sum()),
             **{k: round(v, 4) for k, v in metrics.items()},
             "data_sha256": data.hashes,
-            "gtbench_version": gtbench.__version__,
+            "gtbench_version": installed_version("gtbench"),
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "threads": threads,

@@ -7,9 +7,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from gtbench.api import RECORD, RUNNING, load_record, run_dir, write_record
 from gtbench.errors import PluginError
-from gtbench.records import RECORD, load_record, run_dir, write_record
-from gtbench.runner import RUNNING
 
 
 def record_stamp(results_dir: str | Path, run_id: str) -> tuple[int, int] | None:

@@ -8,8 +8,7 @@ from typing import Any
 
 import submitit
 
-from gtbench.leaderboard import write_tables
-from gtbench.runner import run_cell
+from gtbench.api import run_cell, write_tables
 
 
 class CellJob(submitit.helpers.Checkpointable):

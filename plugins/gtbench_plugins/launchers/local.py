@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from gtbench.api import Launcher, LaunchRequest
-from gtbench.runner import run_cell
+from gtbench.api import Launcher, LaunchRequest, run_cell
 
 
 class LocalLauncher(Launcher):

@@ -13,8 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
-from gtbench.api import Launcher, LaunchRequest, Parameter
-from gtbench.runner import run_cell
+from gtbench.api import Launcher, LaunchRequest, Parameter, run_cell
 from gtbench_plugins.launchers._common import record_lost_cell, record_stamp
 
 

@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from gtbench.api import Method, Parameter
-from gtbench.augment import brightness, contrast, saturation
+from gtbench.api import Method, Parameter, brightness, contrast, saturation
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext, TrainStep
+    from gtbench.api import TrainContext, TrainStep
 
 Transform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 

@@ -31,7 +31,7 @@ from gtbench.api import Generator, Method, Parameter
 from gtbench_plugins.methods.freeze_d import freeze_blocks
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext
+    from gtbench.api import TrainContext
 
 
 class FilterModulation(nn.Module):

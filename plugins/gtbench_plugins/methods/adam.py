@@ -37,7 +37,7 @@ from torch.nn.utils import parametrize
 from gtbench.api import Generator, Method, Parameter
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext
+    from gtbench.api import TrainContext
 
 INIT_SCALE = 1e-7  # u_vector / v_vector init in the authors' KML modules
 
@@ -157,7 +157,7 @@ class AdAM(Method):
 
     # ------------------------------------------------------------------ phases
     def fit(self, ctx: TrainContext) -> None:
-        from gtbench.trainer import train
+        from gtbench.api import train
 
         ctx.generator = self.prepare_generator(ctx.generator).to(ctx.device)
         mods = modulations(ctx.generator)
@@ -183,7 +183,7 @@ class AdAM(Method):
     def probe(self, ctx: TrainContext, mods: list, iters: int) -> None:
         """Train only every kernel's modulation (W frozen) and D's last block for
         ``iters`` steps; D is restored to its starting state afterwards."""
-        from gtbench.trainer import train
+        from gtbench.api import train
 
         generator, discriminator = ctx.generator, ctx.discriminator
         if discriminator is None:

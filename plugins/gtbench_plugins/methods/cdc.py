@@ -35,7 +35,7 @@ from torch import nn
 from gtbench.api import Discriminator, Method, Parameter
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext, TrainStep
+    from gtbench.api import TrainContext, TrainStep
 
 HEAD_NAME = "cdc_patch_head"
 

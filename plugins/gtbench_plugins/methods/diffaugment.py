@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from gtbench.api import Method, Parameter
-from gtbench.augment import DiffAugment as DiffAugmentPipe
-from gtbench.augment import parse_policy
+from gtbench.api import DiffAugmentPipeline as DiffAugmentPipe
+from gtbench.api import Method, Parameter, parse_policy
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext
+    from gtbench.api import TrainContext
 
 
 class DiffAugment(Method):

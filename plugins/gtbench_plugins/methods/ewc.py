@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from gtbench.api import Method, Parameter
 
 if TYPE_CHECKING:
-    from gtbench.api import Discriminator, Generator
-    from gtbench.trainer import TrainContext, TrainStep
+    from gtbench.api import Discriminator, Generator, TrainContext, TrainStep
 
 
 def estimate_fisher(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from gtbench.api import BlockNetwork, Method, Parameter
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext
+    from gtbench.api import TrainContext
 
 
 def frozen_block_names(network: BlockNetwork, layers: int) -> list[str]:

@@ -17,7 +17,7 @@ from torch import nn
 from gtbench.api import Method, Parameter
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext, TrainStep
+    from gtbench.api import TrainContext, TrainStep
 
 
 def anchor_of(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ from torch import nn
 from gtbench.api import Generator, Method, Parameter
 
 if TYPE_CHECKING:
-    from gtbench.trainer import TrainContext, TrainStep
+    from gtbench.api import TrainContext, TrainStep
 
 
 class MinedGenerator(Generator):

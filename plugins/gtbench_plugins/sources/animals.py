@@ -21,9 +21,15 @@ from typing import ClassVar
 
 import torch
 
-from gtbench.api import Discriminator, Parameter, Source, SourceInfo, SourceNetworks
+from gtbench.api import (
+    Discriminator,
+    Parameter,
+    Source,
+    SourceInfo,
+    SourceNetworks,
+    load_pretrained,
+)
 from gtbench.errors import MissingAssetError
-from gtbench.pretrain import load_pretrained
 from gtbench_plugins.sources.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 
 CHECKPOINT = Path(__file__).resolve().parent / "weights" / "animals-dcgan32.safetensors"
@@ -52,7 +58,6 @@ class AnimalsSource(Source):
             latent_shape=(LATENT, 1, 1),
             has_discriminator=True,
             architecture="dcgan",
-            trained_on="Animal-Shape silhouettes, 9 classes without cat",
         )
 
     def _build(self) -> tuple[DCGANGenerator, DCGANDiscriminator]:

@@ -79,7 +79,6 @@ class DebugSource(Source):
             latent_shape=(32,),
             has_discriminator=self.params["discriminator"],
             architecture="debug",
-            trained_on="nothing (random init)",
         )
 
     def _build(self, seed: int) -> tuple[DebugGenerator, DebugDiscriminator]:

@@ -21,8 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from gtbench.api import Discriminator, Parameter, Source, SourceInfo, SourceNetworks
-from gtbench.assets import Asset, fetch
+from gtbench.api import Asset, Discriminator, Parameter, Source, SourceInfo, SourceNetworks, fetch
 from gtbench.errors import MissingAssetError
 from gtbench_plugins.sources.dcgan import (
     DCGANDiscriminator,
@@ -75,7 +74,6 @@ class DigiFaceSource(Source):
             latent_shape=(LATENT, 1, 1),
             has_discriminator=False,
             architecture="dcgan",
-            trained_on="DigiFace1M synthetic faces",
         )
 
     def _fresh_generator(self) -> DCGANGenerator:

@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from gtbench.api import cache_dir, sha256_file
 from gtbench.errors import GtbenchError, MissingAssetError
 
 __all__ = [
@@ -73,28 +74,11 @@ def _is_url(text: str) -> bool:
     return urllib.parse.urlparse(text).scheme in {"http", "https"}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _cache_dir() -> Path:
-    try:
-        from gtbench.assets import cache_dir
-    except ImportError:  # older gtbench without the assets module
-        configured = os.environ.get("GTBENCH_CACHE", "").strip()
-        return Path(configured).expanduser() if configured else Path.home() / ".cache" / "gtbench"
-    return cache_dir()
-
-
 def _download_unverified(url: str) -> Path:
     """Download ``url`` once into the cache (no sha256 given: keyed by the URL)."""
     name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pt"
     key = hashlib.sha256(url.encode()).hexdigest()[:12]
-    target = _cache_dir() / "downloads" / f"{key}-{name}"
+    target = cache_dir() / "downloads" / f"{key}-{name}"
     if target.is_file():
         return target
     if os.environ.get("GTBENCH_OFFLINE", "").strip() not in {"", "0"}:
@@ -129,7 +113,7 @@ def resolve_checkpoint(ckpt: str, sha256: str = "") -> Path:
     if _is_url(ckpt):
         if not sha256:
             return _download_unverified(ckpt)
-        from gtbench.assets import Asset, fetch
+        from gtbench.api import Asset, fetch
 
         name = Path(urllib.parse.urlparse(ckpt).path).name or "checkpoint.pt"
         asset = Asset(
@@ -143,7 +127,7 @@ def resolve_checkpoint(ckpt: str, sha256: str = "") -> Path:
     path = Path(ckpt).expanduser()
     if not path.is_file():
         raise MissingAssetError(f"StyleGAN2 checkpoint {path} does not exist")
-    if sha256 and (actual := _sha256(path)) != sha256:
+    if sha256 and (actual := sha256_file(path)) != sha256:
         raise CheckpointError(f"StyleGAN2 checkpoint {path} has sha256 {actual}, expected {sha256}")
     return path
 

@@ -14,9 +14,7 @@ the checkpoint (a given value must agree with it). The generator is ``g_ema`` (e
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import torch
 
@@ -61,7 +59,6 @@ class StyleGAN2Source(Source):
         "precision": Parameter("fp32", "fp32 or bf16 (autocast inside G and D)"),
         "channels_last": Parameter(False, "run convolutions in channels_last memory format"),
         "compile": Parameter(False, "torch.compile each block (GPU; slow first steps)"),
-        "trained_on": Parameter("", "source domain, for the leaderboard (e.g. ffhq)"),
     }
 
     def __init__(self, **params: Any) -> None:
@@ -141,13 +138,7 @@ class StyleGAN2Source(Source):
             latent_shape=(config["style_dim"],),
             has_discriminator=has_d,
             architecture="stylegan2",
-            trained_on=self.params["trained_on"] or self._trained_on(),
         )
-
-    def _trained_on(self) -> str:
-        if self.is_random:
-            return "nothing (random init)"
-        return Path(urlparse(self.params["ckpt"]).path).stem
 
     # ----------------------------------------------------------------- networks
 
