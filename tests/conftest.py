@@ -1,12 +1,67 @@
-"""Shared test set-up: no hub access, one thread per test process (2-core machines)."""
+"""Shared test set-up: a hermetic run.
+
+- ``GTBENCH_CACHE`` points at a fresh folder for the whole session, so no test reads or
+  writes the user's cache. It is seeded with the downloads (wheels) already fetched into
+  the project's ``.gtbench-cache`` (what ``.ci/run`` fills with ``gtbench fetch``) or
+  into the user's own cache; nothing else is copied.
+- ``GTBENCH_OFFLINE=1`` and ``HF_HUB_OFFLINE=1``: the default run never touches the
+  network. Tests that must are marked ``@pytest.mark.network`` and run only when asked
+  (``pytest -m network``); for them the offline switch is lifted.
+- One torch thread per test process (2-core machines); rich tables unfolded.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_CACHE = ROOT / ".gtbench-cache"  # filled by `.ci/run` (see README "Tests")
+
+
+def _seed_sources() -> list[Path]:
+    """Caches whose downloads may seed the isolated one, first found wins per file."""
+    user = os.environ.get("GTBENCH_CACHE", "").strip()
+    candidates = [Path(user).expanduser()] if user else []
+    candidates += [PROJECT_CACHE, Path.home() / ".cache" / "gtbench"]
+    return [c / "downloads" for c in candidates if (c / "downloads").is_dir()]
+
+
+def _isolated_cache() -> Path:
+    cache = Path(tempfile.mkdtemp(prefix="gtbench-test-cache-"))
+    downloads = cache / "downloads"
+    downloads.mkdir()
+    for folder in _seed_sources():
+        for file in folder.iterdir():
+            target = downloads / file.name
+            if file.is_file() and not file.name.startswith(".") and not target.exists():
+                shutil.copy2(file, target)  # verified by sha256 again when fetched
+    return cache
+
+
+# Set at import time, before any test module (or worker process it spawns) reads them.
+TEST_CACHE = _isolated_cache()
+os.environ["GTBENCH_CACHE"] = str(TEST_CACHE)
+os.environ["GTBENCH_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["COLUMNS"] = "200"  # rich tables unfolded in captured output
 
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _network_only_when_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Tests marked ``network`` may download; every other test sees GTBENCH_OFFLINE=1."""
+    if request.node.get_closest_marker("network") is not None:
+        monkeypatch.delenv("GTBENCH_OFFLINE", raising=False)
+    yield
