@@ -1,20 +1,44 @@
+"""The shared trainer: updates, frozen parameters, phases and hooks, counted budgets,
+R1 on un-augmented reals, flips, EMA without ramp-up from a pretrained start, BatchNorm
+statistics of the EMA, regulariser strength."""
+
 import math
 
 import pytest
 import torch
 
 from gtbench import registry
-from gtbench.api import Method, to_unit_range
+from gtbench.api import Method, Phase, to_unit_range
 from gtbench.errors import DivergedError
-from gtbench.trainer import TrainConfig, build_context, ema_beta, train
+from gtbench.trainer import (
+    TrainConfig,
+    build_context,
+    ema_beta,
+    recompute_batchnorm_stats,
+    resolve_phases,
+    train,
+)
 
 
-def _context(iters=3, seed=0, **config):
-    networks = registry.sources().create("debug").load()
-    real = to_unit_range(registry.datasets().create("debug").images()[:10])
-    cfg = TrainConfig(iters=iters, batch_size=4, **config)
+def _context(iters=3, seed=0, source="debug", from_pretrained=True, **config):
+    networks = registry.sources().create(source).load()
+    if source == "debug":
+        real = to_unit_range(registry.datasets().create("debug").images()[:10])
+    else:
+        info = registry.sources().create(source).info
+        gen = torch.Generator().manual_seed(0)
+        real = torch.rand((6, info.channels, info.resolution, info.resolution), generator=gen)
+        real = real * 2 - 1
+    config.setdefault("batch_size", 4)
+    cfg = TrainConfig(iters=iters, **config)
     return build_context(
-        networks.generator, networks.discriminator, real, cfg, seed, torch.device("cpu")
+        networks.generator,
+        networks.discriminator,
+        real,
+        cfg,
+        seed,
+        torch.device("cpu"),
+        from_pretrained=from_pretrained,
     )
 
 
@@ -25,7 +49,7 @@ def _weights(module):
 def test_deterministic_on_cpu_for_a_seed():
     runs = []
     for _ in range(2):
-        ctx = _context(seed=3, augment="color,translation,cutout")
+        ctx = _context(seed=3)
         train(ctx, Method())
         runs.append(_weights(ctx.g_ema))
     assert torch.equal(runs[0], runs[1])
@@ -81,15 +105,243 @@ def test_nan_loss_raises_diverged():
         train(_context(iters=10, check_every=5), Explode())
 
 
-def test_ema_ramp_up():
+def test_ema_ramps_up_only_from_scratch():
     config = TrainConfig(batch_size=16, ema_kimg=10, ema_rampup=0.05)
     assert ema_beta(config, 16) < ema_beta(config, 16_000) < ema_beta(config, 10**7)
     assert math.isclose(ema_beta(config, 10**7), 0.5 ** (16 / 10_000))
+    assert ema_beta(config, 16, rampup=False) == ema_beta(config, 10**7)
 
 
-def test_d_warmup_trains_d_only():
+@pytest.mark.parametrize("from_pretrained", [True, False])
+def test_ema_after_one_step(from_pretrained):
+    ctx = _context(iters=1, from_pretrained=from_pretrained)
+    start = _weights(ctx.generator)
+    train(ctx, Method())
+    beta = ema_beta(ctx.config, ctx.config.batch_size, rampup=not from_pretrained)
+    expected = start + (1 - beta) * (_weights(ctx.generator) - start)
+    assert torch.allclose(_weights(ctx.g_ema), expected, atol=1e-7)
+    # pretrained: the EMA barely moves (half-life ema_kimg); scratch: ramp-up, nearly G
+    moved = (_weights(ctx.g_ema) - start).norm() / (_weights(ctx.generator) - start).norm()
+    assert (moved < 0.01) if from_pretrained else (moved > 0.5)
+
+
+def test_d_warmup_is_a_phase_inside_the_budget():
+    ctx = _context(iters=5, d_warmup=2)
+    seen = []
+
+    class Spy(Method):
+        def after_step(self, ctx, step):
+            seen.append((step.index, step.stage, step.phase))
+
+    before_g = _weights(ctx.generator)
+    train(ctx, Spy())
+    assert (ctx.g_steps, ctx.d_steps, ctx.warmup_steps) == (3, 5, 2)
+    assert ctx.images_seen == 5 * 4
+    assert seen[:3] == [(0, "warmup", "d"), (1, "warmup", "d"), (2, "main", "d")]
+    assert seen[3] == (2, "main", "g") and len(seen) == 2 + 3 * 2
+    assert not torch.equal(before_g, _weights(ctx.generator))
+
+
+def test_d_warmup_alone_trains_d_only():
     ctx = _context(iters=3, d_warmup=3)
     before_g, before_d = _weights(ctx.generator), _weights(ctx.discriminator)
     train(ctx, Method())
     assert torch.equal(before_g, _weights(ctx.generator))
     assert not torch.equal(before_d, _weights(ctx.discriminator))
+    assert (ctx.g_steps, ctx.d_steps, ctx.warmup_steps) == (0, 3, 3)
+
+
+class TwoPhases(Method):
+    """A probe of 2 steps that trains only G's first block, then main on the rest."""
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def phases(self, ctx):
+        return [Phase("probe", 2), Phase("main", new_optimizers=True, reset_ema=True)]
+
+    def on_phase_start(self, ctx, phase):
+        self.events.append(("start", phase.name, ctx.step, ctx.g_steps))
+        first = ctx.generator.named_blocks()[0][1]
+        for p in ctx.generator.parameters():
+            p.requires_grad_(phase.name != "probe")
+        for p in first.parameters():
+            p.requires_grad_(True)
+        if phase.name == "main":
+            self.probe_end = _weights(ctx.generator)
+
+    def on_phase_end(self, ctx, phase):
+        self.events.append(("end", phase.name, ctx.step, ctx.g_steps))
+        self.optimizers = getattr(self, "optimizers", []) + [ctx.g_optimizer]
+
+
+def test_method_phases_share_the_budget_and_hooks_run_in_order():
+    ctx = _context(iters=6, d_warmup=1)
+    start = _weights(ctx.generator)
+    last_block = [n for n, _ in ctx.generator.named_blocks()][-1]
+    last_start = _weights(dict(ctx.generator.named_blocks())[last_block])
+    method = TwoPhases()
+    assert [(p.name, p.steps, p.updates) for p in resolve_phases(ctx, method)] == [
+        ("warmup", 1, "d"),
+        ("probe", 2, "gd"),
+        ("main", 3, "gd"),
+    ]
+    train(ctx, method)
+    assert method.events == [
+        ("start", "warmup", 0, 0),
+        ("end", "warmup", 0, 0),
+        ("start", "probe", 0, 0),
+        ("end", "probe", 2, 2),
+        ("start", "main", 2, 2),
+        ("end", "main", 5, 5),
+    ]
+    assert (ctx.g_steps, ctx.d_steps, ctx.warmup_steps) == (5, 6, 1)
+    # the probe trained only the first block: the last one was bitwise untouched then
+    probe_last = method.probe_end[-last_start.numel() :]
+    assert torch.equal(probe_last, last_start) and not torch.equal(method.probe_end, start)
+    # fresh optimisers for main; the EMA restarted from the G that main started from
+    assert method.optimizers[1] is method.optimizers[0]  # warm-up and probe share
+    assert method.optimizers[2] is not method.optimizers[1]
+    assert not torch.equal(_weights(ctx.g_ema), _weights(ctx.generator))
+
+
+def test_phases_must_fill_the_budget():
+    class TooLong(Method):
+        def phases(self, ctx):
+            return [Phase("probe", 10), Phase("main")]
+
+    class Short(Method):
+        def phases(self, ctx):
+            return [Phase("main", 1)]
+
+    for method in (TooLong(), Short()):
+        with pytest.raises(ValueError, match="budget leaves 4"):
+            train(_context(iters=5, d_warmup=1), method)
+
+
+def test_train_runs_once_per_context(monkeypatch):
+    monkeypatch.setattr("gtbench.trainer.ENFORCE_ONE_TRAIN", True)
+    ctx = _context(iters=1)
+    train(ctx, Method())
+    with pytest.raises(RuntimeError, match="phases"):
+        train(ctx, Method())
+
+
+def test_param_groups_set_lr_and_exclude_parameters():
+    class Groups(Method):
+        def param_groups(self, ctx, network):
+            if network == "d":
+                return super().param_groups(ctx, network)
+            blocks = ctx.generator.named_blocks()
+            return [
+                {"params": list(blocks[0][1].parameters()), "lr": 0.0},
+                {"params": [p for _, b in blocks[2:] for p in b.parameters()]},
+            ]  # block 1 left out: never stepped
+
+    ctx = _context(iters=3)
+    blocks = ctx.generator.named_blocks()
+    before = [_weights(b) for _, b in blocks]
+    train(ctx, Groups())
+    after = [_weights(b) for _, b in blocks]
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+    assert not torch.equal(before[2], after[2])
+    assert [g["lr"] for g in ctx.g_optimizer.param_groups] == [0.0, ctx.config.lr_g]
+
+
+def test_before_optimizer_step_masks_gradients_and_observe_sees_d_outputs():
+    calls = {"before": [], "observe": [], "after": []}
+
+    class Mask(Method):
+        def setup(self, ctx):
+            self.masked = ctx.generator.named_blocks()[-1][1]
+
+        def before_optimizer_step(self, ctx, step):
+            calls["before"].append(step.phase)
+            if step.phase == "g":
+                assert all(p.grad is not None for p in self.masked.parameters())
+                for p in self.masked.parameters():
+                    p.grad.zero_()
+
+        def observe(self, ctx, step):
+            assert step.phase == "d" and step.d_real.shape == step.d_fake.shape == (4,)
+            calls["observe"].append(float(step.d_real.detach().mean()))
+
+        def after_step(self, ctx, step):
+            calls["after"].append(step.phase)
+
+    ctx = _context(iters=3, beta1=0.0)
+    masked = _weights(ctx.generator.named_blocks()[-1][1])
+    train(ctx, Mask())
+    # Adam with zero gradients from the start leaves the masked block bitwise intact
+    assert torch.equal(masked, _weights(ctx.generator.named_blocks()[-1][1]))
+    assert calls["before"] == ["d", "g"] * 3 and calls["after"] == ["d", "g"] * 3
+    assert len(calls["observe"]) == 3
+
+
+def test_r1_is_taken_on_the_unaugmented_reals():
+    inputs = []
+
+    class Shift(Method):
+        def augment(self, ctx, images):
+            return images + 5.0  # far outside [-1, 1]
+
+    ctx = _context(iters=1, r1_every=1)
+    forward = ctx.discriminator.forward_features
+
+    def spy(x):
+        inputs.append(x)
+        return forward(x)
+
+    ctx.discriminator.forward_features = spy
+    train(ctx, Shift())
+    r1_inputs = [x for x in inputs if x.requires_grad and x.is_leaf]
+    assert len(r1_inputs) == 1 and float(r1_inputs[0].detach().max()) <= 1.0  # raw shots
+    assert float(inputs[0].min()) >= 4.0  # the loss pass saw the augmented reals
+
+
+def test_flip_mirrors_the_shots():
+    ctx = _context(iters=1)
+    ctx.real = torch.arange(8.0).view(1, 1, 2, 4)
+    batch = ctx.sample_real(64)
+    mirrored = ctx.real.flip(3)
+    flips = sum(torch.equal(x, mirrored[0]) for x in batch)
+    assert 10 < flips < 54 and flips + sum(torch.equal(x, ctx.real[0]) for x in batch) == 64
+    ctx = _context(iters=1, flip=False)
+    ctx.real = torch.arange(8.0).view(1, 1, 2, 4)
+    assert all(torch.equal(x, ctx.real[0]) for x in ctx.sample_real(16))
+
+
+def test_reg_grad_ratio_measures_the_regulariser_against_the_adversarial_loss():
+    import torch.nn.functional as F
+
+    class Double(Method):
+        def generator_loss(self, ctx, step):
+            return 2 * F.softplus(-step.d_fake).mean()  # gradient = 2 × adversarial
+
+        def discriminator_loss(self, ctx, step):
+            return 3 * (F.softplus(step.d_fake).mean() + F.softplus(-step.d_real).mean())
+
+    ctx = _context(iters=10, r1_gamma=0.0)
+    train(ctx, Double())
+    assert ctx.trainer_metrics["reg_grad_ratio"] == pytest.approx(2.0, rel=1e-4)
+    assert ctx.trainer_metrics["reg_grad_ratio_d"] == pytest.approx(3.0, rel=1e-4)
+    ctx = _context(iters=2)
+    train(ctx, Method())
+    assert "reg_grad_ratio" not in ctx.trainer_metrics
+
+
+def test_batchnorm_statistics_of_the_ema_are_recomputed():
+    ctx = _context(iters=2, source="animals-dcgan32", batch_size=2)
+    train(ctx, Method())
+    g = ctx.g_ema
+    norm = next(m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    handle = norm.register_forward_hook(lambda m, x, y: seen.append(x[0].detach()))
+    assert recompute_batchnorm_stats(g, seed=1, device="cpu", n_samples=96, batch_size=32) > 0
+    handle.remove()
+    inputs = torch.cat(seen)  # 3 batches of 32: the cumulative average of batch means
+    assert torch.allclose(norm.running_mean, inputs.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert not g.training and int(norm.num_batches_tracked) == 3
+    debug = registry.sources().create("debug").load().generator
+    assert recompute_batchnorm_stats(debug, seed=0, device="cpu") == 0

@@ -33,7 +33,7 @@ from gtbench.images import (
     to_uint8,
     to_unit_range,
 )
-from gtbench.method import Method
+from gtbench.method import Method, Phase
 from gtbench.networks import BlockNetwork, Discriminator, Generator
 from gtbench.plugin import (
     Dataset,
@@ -79,6 +79,7 @@ __all__ = [
     "Launcher",
     "LaunchRequest",
     "Method",
+    "Phase",
     # networks
     "BlockNetwork",
     "Generator",

@@ -176,7 +176,13 @@ def pretrain(
     )
 
     ctx = build_context(
-        networks.generator, discriminator, real, train_config, seed, torch.device(device)
+        networks.generator,
+        discriminator,
+        real,
+        train_config,
+        seed,
+        torch.device(device),
+        from_pretrained=False,
     )
     started = time.perf_counter()
 

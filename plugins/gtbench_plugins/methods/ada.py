@@ -141,7 +141,7 @@ class ADA(Method):
         if self.pipe is None:
             self.setup(ctx)
         assert self.pipe is not None
-        return ctx.augment(self.pipe(images))
+        return self.pipe(images)
 
     def discriminator_loss(self, ctx: TrainContext, step: TrainStep) -> torch.Tensor | None:
         # Not a loss: the D phase is the only place D(real) is seen, so r_t is gathered here.

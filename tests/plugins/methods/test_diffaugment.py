@@ -30,6 +30,10 @@ def test_real_and_fake_are_augmented_before_d() -> None:
     method.augment = spy_augment  # type: ignore[method-assign]
     ctx.discriminator.forward_features = spy_forward  # type: ignore[method-assign]
     method.fit(ctx)
+    # R1 steps add a D pass of their own on the un-augmented reals (a leaf needing grad)
+    r1_inputs = [x for x in seen_by_d if x.is_leaf and x.requires_grad]
+    seen_by_d = [x for x in seen_by_d if not (x.is_leaf and x.requires_grad)]
+    assert len(r1_inputs) == 1 and torch.equal(r1_inputs[0].detach(), calls[0][0])
     # per step: real and fake in the D phase, fake in the G phase
     assert len(calls) == 3 * ctx.config.iters
     assert len(seen_by_d) == len(calls)
