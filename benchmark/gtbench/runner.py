@@ -27,12 +27,13 @@ from gtbench.method import Method
 from gtbench.networks import Generator
 from gtbench.plugin import Dataset, DatasetInfo, Source
 from gtbench.records import TRACEBACK, atomic_write_bytes, atomic_write_text, run_dir, write_record
-from gtbench.trainer import TrainConfig, build_context
+from gtbench.trainer import TrainConfig, build_context, recompute_batchnorm_stats
 
 Reporter = Callable[[str, int, int], None]
 WEIGHTS = "generator.safetensors"
 SAMPLES = "samples.png"
 RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench status`
+TRAIN_LOG = "train_log.csv"  # losses, D outputs, R1, method terms per check_every
 
 
 def default_device() -> torch.device:
@@ -174,15 +175,38 @@ def _adapt_and_evaluate(
         record["discriminator"] = "pretrained" if method.start_from_pretrained else "fresh"
     config = TrainConfig(**cell["train"]) if cell["train"] else TrainConfig(iters=0)
     ctx = build_context(
-        networks.generator, discriminator, to_unit_range(shots), config, cell["seed"], device
+        networks.generator,
+        discriminator,
+        to_unit_range(shots),
+        config,
+        cell["seed"],
+        device,
+        from_pretrained=method.start_from_pretrained,
     )
+    if method.trains():
+        ctx.log_path = folder / TRAIN_LOG
     if report is not None:
         ctx.progress = lambda done, total, stats: report("train", done, total)
     start = time.perf_counter()
     method.fit(ctx)
     record["timings"]["train_s"] = round(time.perf_counter() - start, 3)
-    record["method_metrics"] = method.extra_metrics(ctx)
+    # counted by the trainer, never by the method: equal budgets are checked, not assumed
+    record.update(
+        g_steps=ctx.g_steps,
+        d_steps=ctx.d_steps,
+        warmup_steps=ctx.warmup_steps,
+        images_seen=ctx.images_seen,
+    )
+    if method.unequal_budget:
+        record["unequal_budget"] = method.unequal_budget
+    if ctx.log_path is not None and ctx.log_path.exists():
+        record["train_log"] = TRAIN_LOG
+    record["method_metrics"] = {**method.extra_metrics(ctx), **ctx.trainer_metrics}
     generator = ctx.g_ema if ctx.g_ema is not None else ctx.generator
+    if method.trains():
+        # the EMA's BatchNorm statistics, estimated for the EMA weights themselves
+        layers = recompute_batchnorm_stats(generator, seed=cell["seed"], device=device)
+        record["ema_batchnorm"] = "recomputed" if layers else "none"
 
     start = time.perf_counter()
     settings_fields = EvalSettings.__dataclass_fields__
