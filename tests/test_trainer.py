@@ -345,3 +345,13 @@ def test_batchnorm_statistics_of_the_ema_are_recomputed():
     assert not g.training and int(norm.num_batches_tracked) == 3
     debug = registry.sources().create("debug").load().generator
     assert recompute_batchnorm_stats(debug, seed=0, device="cpu") == 0
+
+
+def test_suite_augment_setting_points_to_the_diffaugment_method():
+    from gtbench.errors import UsageError
+    from gtbench.suite import suite_from_mapping
+
+    with pytest.raises(UsageError, match="diffaugment") as error:
+        suite_from_mapping({"train": {"augment": "color"}}, "suite file x.toml")
+    assert "\n" not in str(error.value) and "[train]" in str(error.value)
+    assert "augment" not in TrainConfig.fields()

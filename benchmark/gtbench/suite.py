@@ -54,6 +54,10 @@ class Suite:
     launcher: PluginRef = "local"
     workers: int = 0  # 0: the launcher decides (process: one per GPU, else 1)
     keep_weights: bool = True
+    # FID over training: the EMA evaluated at `curve` evenly spaced steps (0: off) with a
+    # cheaper evaluation of `curve_n_samples` images; never the ranked number
+    curve: int = 0
+    curve_n_samples: int = 250
     # Parts of one sweep that need their own settings (a 64 px source with a smaller
     # budget, say): each table overrides the fields above for its own cross product.
     sweeps: list[dict[str, Any]] = field(default_factory=list)
@@ -125,6 +129,11 @@ def suite_from_mapping(data: dict[str, Any], origin: str) -> Suite:
 def _check_section(section: Any, cls: type, origin: str) -> None:
     if not isinstance(section, dict):
         raise UsageError(f"{origin}: expected a table, got {section!r}")
+    if cls is TrainConfig and "augment" in section:
+        raise UsageError(
+            f"{origin}: 'augment' is not a trainer setting any more; augmentation is a method: "
+            'use methods = ["diffaugment"] (or "diffaugment:policy=color,translation")'
+        )
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - allowed)
     if unknown:
