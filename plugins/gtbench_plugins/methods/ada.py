@@ -1,11 +1,14 @@
 """ADA (Karras et al., NeurIPS 2020): augmentation whose strength p adapts to how much D
 overfits.
 
-Every ``interval`` minibatches the overfitting heuristic r_t = E[sign(D(real))] is compared
-with ``target``; p moves by sign(r_t − target)·(batch·interval)/(kimg·1000), so it can go
-from 0 to 1 in ``kimg`` thousand real images. Each transform is applied to each image
-independently with probability p, to real and fake alike, so the augmentations do not
-leak into G at p < ~0.8 (the paper's argument).
+Every ``interval`` D minibatches the overfitting heuristic r_t = E[sign(D(real))] (read
+through the trainer's ``observe`` hook) is compared with ``target``; p moves by
+sign(r_t − target)·(batch·interval)/(kimg·1000), so it can go from 0 to 1 in ``kimg``
+thousand real images. ADA's 100 kimg (transfer) assumes runs of thousands of kimg; here a
+run sees a few thousand images, so by default ``kimg`` scales with the budget.
+
+Each transform is applied to each image independently with probability p, to real and
+fake alike, so the augmentations do not leak into G at p < ~0.8 (the paper's argument).
 
 Pipeline, and where it differs from ADA's ``bgc``: blit (x-flip, 90° rotations, integer
 translation of up to 1/8 of the size with reflection) is the same; geometric (isotropic
@@ -109,33 +112,54 @@ class ADA(Method):
         "Networks with Limited Data, NeurIPS 2020"
     )
     code = "github.com/NVlabs/stylegan2-ada-pytorch (train.py, training/training_loop.py)"
+    version = "2"
     parameters: ClassVar = {
         "target": Parameter(0.6, "target value of r_t = E[sign(D(real))] (ADA: 0.6)"),
-        "interval": Parameter(4, "minibatches between p updates (ADA: 4)"),
+        "interval": Parameter(4, "D minibatches between p updates (ADA: 4)"),
         "kimg": Parameter(
-            100.0,
-            "thousand real images for p to go 0→1 (ADA: 500 from scratch, 100 when "
-            "resuming a pretrained model, as here)",
+            0.0,
+            "thousand real images for p to go 0→1; 0 = scale with the budget: "
+            "traverse_fraction × iters × batch / 1000 (ADA: 500 from scratch, 100 when "
+            "resuming a pretrained model, for runs of thousands of kimg)",
+        ),
+        "traverse_fraction": Parameter(
+            0.5,
+            "with kimg = 0: fraction of the budget's real images in which p could go 0→1",
         ),
         "p_init": Parameter(0.0, "initial augmentation probability (ADA: 0)"),
     }
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)
-        if self.params["interval"] < 1 or self.params["kimg"] <= 0:
-            raise ValueError("ada: interval must be >= 1 and kimg > 0")
+        if self.params["interval"] < 1 or self.params["kimg"] < 0:
+            raise ValueError("ada: interval must be >= 1 and kimg >= 0 (0: scale with budget)")
+        if not 0 < self.params["traverse_fraction"] <= 1:
+            raise ValueError("ada: traverse_fraction must be in (0, 1]")
         self.pipe: AdaptiveAugment | None = None
         self._sign_sum: torch.Tensor | None = None
         self._sign_count = 0
+        self._d_updates = 0
+        self._p_sum = 0.0
+        self.kimg = math.nan
         self.last_rt = math.nan
 
     @property
     def p(self) -> float:
         return self.pipe.p if self.pipe is not None else float(self.params["p_init"])
 
+    def resolved_kimg(self, ctx: TrainContext) -> float:
+        """``kimg``, or with ``kimg = 0`` the budget-scaled value: p could then go from 0
+        to 1 within ``traverse_fraction`` of the real images D sees in the run."""
+        if self.params["kimg"] > 0:
+            return float(self.params["kimg"])
+        images = ctx.config.iters * ctx.config.batch_size
+        return float(self.params["traverse_fraction"]) * images / 1000
+
     def setup(self, ctx: TrainContext) -> None:
         self.pipe = AdaptiveAugment(ctx.rng, float(self.params["p_init"]))
-        self._sign_sum, self._sign_count = None, 0
+        self._sign_sum, self._sign_count, self._d_updates, self._p_sum = None, 0, 0, 0.0
+        self.kimg = self.resolved_kimg(ctx)
+        self.last_rt = math.nan
 
     def augment(self, ctx: TrainContext, images: torch.Tensor) -> torch.Tensor:
         if self.pipe is None:
@@ -143,30 +167,40 @@ class ADA(Method):
         assert self.pipe is not None
         return self.pipe(images)
 
-    def discriminator_loss(self, ctx: TrainContext, step: TrainStep) -> torch.Tensor | None:
-        # Not a loss: the D phase is the only place D(real) is seen, so r_t is gathered here.
-        if step.d_real is not None:
-            signs = step.d_real.detach().sign().sum()
-            self._sign_sum = signs if self._sign_sum is None else self._sign_sum + signs
-            self._sign_count += step.d_real.numel()
-        return None
+    def observe(self, ctx: TrainContext, step: TrainStep) -> None:
+        """Gather sign(D(real)) on the (augmented) reals D judges, as ADA's
+        ``Loss/signs/real``."""
+        if step.d_real is None:
+            return
+        signs = step.d_real.detach().sign().sum()
+        self._sign_sum = signs if self._sign_sum is None else self._sign_sum + signs
+        self._sign_count += step.d_real.numel()
 
     def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        if (step.index + 1) % self.params["interval"] != 0 or self._sign_count == 0:
+        """After every ``interval``-th D update: p += sign(r_t − target) · batch · interval /
+        (kimg · 1000), clamped to [0, 1]."""
+        if step.phase != "d":
             return
-        assert self.pipe is not None and self._sign_sum is not None
-        rt = float(self._sign_sum) / self._sign_count
-        images = ctx.config.batch_size * self.params["interval"]
-        adjust = (
-            math.copysign(1.0, rt - self.params["target"]) if rt != self.params["target"] else 0.0
-        )
-        adjust *= images / (self.params["kimg"] * 1000)
-        self.pipe.p = min(max(self.pipe.p + adjust, 0.0), 1.0)
-        self.last_rt = rt
-        self._sign_sum, self._sign_count = None, 0
+        assert self.pipe is not None
+        self._d_updates += 1
+        if self._d_updates % self.params["interval"] == 0 and self._sign_count > 0:
+            assert self._sign_sum is not None
+            rt = float(self._sign_sum) / self._sign_count
+            difference = rt - self.params["target"]
+            direction = math.copysign(1.0, difference) if difference != 0 else 0.0
+            images = ctx.config.batch_size * self.params["interval"]
+            self.pipe.p = min(max(self.pipe.p + direction * images / (self.kimg * 1000), 0.0), 1.0)
+            self.last_rt = rt
+            self._sign_sum, self._sign_count = None, 0
+        self._p_sum += self.pipe.p
+        ctx.log("aug_p", self.pipe.p)
+        if math.isfinite(self.last_rt):
+            ctx.log("ada_rt", self.last_rt)
 
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
-        metrics = {"ada_p": self.p}
+        metrics = {"ada_p": self.p, "ada_kimg": self.kimg}
+        if self._d_updates:
+            metrics["ada_p_mean"] = self._p_sum / self._d_updates
         if math.isfinite(self.last_rt):
             metrics["ada_rt"] = self.last_rt
         return metrics
