@@ -1,9 +1,10 @@
 """MineGAN (Wang et al., CVPR 2020): mine the source generator's latent space first.
 
 A small "miner" MLP maps the prior's z to z′ in front of the pretrained generator. In a
-first stage only the miner (and D) train, with G frozen: the miner moves the latent
-distribution to the region of the source manifold that looks most like the target.
-Then G is unfrozen and trained together with the miner.
+first stage (the ``mine`` phase of the shared trainer, inside the counted budget) only the
+miner (and D) train, with G frozen: the miner moves the latent distribution to the region
+of the source manifold that looks most like the target. Then (``main``) G is unfrozen and
+trained together with the miner.
 
 Facts from yaxingwang/MineGAN ``styleGAN/finetune.py`` and ``styleGAN/model.py``:
 the miner is ``Linear(512, 512) → ReLU → Linear(512, 512)`` (PyTorch default init) on
@@ -19,10 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from gtbench.api import Generator, Method, Parameter
+from gtbench.api import Generator, Method, Parameter, Phase
 
 if TYPE_CHECKING:
-    from gtbench.api import TrainContext, TrainStep
+    from gtbench.api import TrainContext
 
 
 class MinedGenerator(Generator):
@@ -76,7 +77,7 @@ class MinedGenerator(Generator):
 
 
 class MineGAN(Method):
-    """A miner MLP in front of G; G frozen for the first ``stage1_iters`` iterations."""
+    """A miner MLP in front of G; G frozen in a ``mine`` phase of ``stage1_iters`` steps."""
 
     description = "miner MLP z->z' in front of G; G frozen in stage one, then fine-tuned"
     paper = (
@@ -84,19 +85,22 @@ class MineGAN(Method):
         "knowledge transfer from GANs to target domains with few images, CVPR 2020"
     )
     code = "github.com/yaxingwang/MineGAN (styleGAN/finetune.py --miner --stage1 100)"
+    version = "2"
     requires_discriminator = False  # the authors fine-tune the source D; a fresh one works
     parameters: ClassVar = {
         "stage1_iters": Parameter(
-            100, "iterations with G frozen (miner + D only); the authors' --stage1 100"
+            100, "mining steps with G frozen (miner + D only); the authors' --stage1 100"
         ),
         "stage1_max_fraction": Parameter(
-            0.5, "cap stage one at this fraction of the budget so short runs still tune G"
+            0.5,
+            "cap the mining phase at this fraction of the method's steps so short runs "
+            "still tune G",
         ),
     }
 
-    def switch_iteration(self, iters: int) -> int:
-        """The first iteration at which G trains."""
-        cap = math.floor(float(self.params["stage1_max_fraction"]) * iters)
+    def switch_iteration(self, steps: int) -> int:
+        """Steps of the mining phase for a budget of ``steps`` method steps."""
+        cap = math.floor(float(self.params["stage1_max_fraction"]) * steps)
         return max(0, min(int(self.params["stage1_iters"]), cap))
 
     def prepare_generator(self, generator: Generator) -> Generator:
@@ -116,19 +120,22 @@ class MineGAN(Method):
                     fresh = nn.Linear(layer.in_features, layer.out_features)
                     layer.weight.copy_(fresh.weight)
                     layer.bias.copy_(fresh.bias)
-        switch = self.switch_iteration(ctx.config.iters)
-        ctx.state["minegan_switch"] = switch
-        if switch > 0:
-            # only what the source lets train is released at the switch
-            trainable = [p for p in wrapped.generator.parameters() if p.requires_grad]
-            ctx.state["minegan_stage2_params"] = trainable
-            for parameter in trainable:
-                parameter.requires_grad_(False)
+        # only what the source lets train is released after mining
+        ctx.state["minegan_g_params"] = [
+            p for p in wrapped.generator.parameters() if p.requires_grad
+        ]
+        ctx.state["minegan_switch"] = self.switch_iteration(ctx.method_steps)
 
-    def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        if ctx.step + 1 == ctx.state.get("minegan_switch"):
-            for parameter in ctx.state.pop("minegan_stage2_params", []):
-                parameter.requires_grad_(True)
+    def phases(self, ctx: TrainContext) -> list[Phase]:
+        """``mine`` (G frozen; miner and D train), then ``main`` (G, miner and D), both
+        inside the trainer's budget, after its D-only warm-up if any."""
+        mine = ctx.state["minegan_switch"]
+        return [Phase("mine", mine), Phase("main")] if mine > 0 else [Phase("main")]
+
+    def on_phase_start(self, ctx: TrainContext, phase: Phase) -> None:
+        frozen = phase.name == "mine"
+        for parameter in ctx.state["minegan_g_params"]:
+            parameter.requires_grad_(not frozen)
 
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
-        return {"minegan_switch_iter": float(ctx.state.get("minegan_switch", 0))}
+        return {"minegan_mine_steps": float(ctx.state.get("minegan_switch", 0))}

@@ -1,36 +1,67 @@
-"""MineGAN: G bitwise frozen in stage one while the miner trains; G trains after."""
+"""MineGAN: G bitwise frozen in the ``mine`` phase while the miner and D train; G trains
+in ``main``; both phases inside the counted budget, after the trainer's warm-up."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from gtbench import registry
 from gtbench_plugins.methods.minegan import MinedGenerator
 
-from ._helpers import debug_context, snapshot
+from ._helpers import bn_context, debug_context, snapshot
+
+CONTEXTS = {"debug": debug_context, "animals-dcgan32": bn_context}
 
 
-def test_generator_frozen_in_stage_one_then_trained() -> None:
-    class Recording(registry.methods().get("minegan")):  # type: ignore[misc]
-        def after_step(self, ctx, step) -> None:  # noqa: ANN001
-            super().after_step(ctx, step)
-            self.g_history.append(snapshot(ctx.generator.generator))
-            self.miner_history.append(snapshot(ctx.generator.miner))
+class Recording(registry.methods().get("minegan")):  # type: ignore[misc]
+    """Snapshots G (weights only: BatchNorm buffers move in train mode), miner and D after
+    every G update, with the phase it ran in."""
 
-    ctx = debug_context(iters=6)
-    g_start = snapshot(ctx.generator)
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        self.history: list[tuple[str, dict, dict, dict]] = []
+
+    def after_step(self, ctx, step) -> None:  # noqa: ANN001
+        if step.phase == "g":
+            wrapped = ctx.generator
+            self.history.append(
+                (step.stage, snapshot(wrapped.generator), snapshot(wrapped.miner),
+                 snapshot(ctx.discriminator))
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_generator_frozen_while_mining_then_trained(source: str) -> None:
+    ctx = CONTEXTS[source](iters=6)
+    g_start, d_start = snapshot(ctx.generator), snapshot(ctx.discriminator)
     method = Recording(stage1_iters=3)
-    method.g_history, method.miner_history = [], []
     method.fit(ctx)
     assert isinstance(ctx.generator, MinedGenerator) and isinstance(ctx.g_ema, MinedGenerator)
-    assert ctx.state["minegan_switch"] == 3
-    for step in range(3):  # stage one: iterations 0, 1, 2
-        for key, value in method.g_history[step].items():
-            assert torch.equal(value, g_start[key]), f"G {key} changed at step {step}"
-    miner0, miner_end = method.miner_history[0], method.miner_history[2]
-    assert any(not torch.equal(miner0[k], miner_end[k]) for k in miner0)
-    g_end = method.g_history[-1]
+    assert [stage for stage, *_ in method.history] == ["mine"] * 3 + ["main"] * 3
+    assert ctx.g_steps == 6 and ctx.d_steps == 6
+    for index, (_, g, _, _) in enumerate(method.history[:3]):
+        for key, value in g.items():
+            assert torch.equal(value, g_start[key]), f"G {key} changed at mining step {index}"
+    miner_first, miner_last = method.history[0][2], method.history[2][2]
+    assert any(not torch.equal(miner_first[k], miner_last[k]) for k in miner_first)
+    d_mined = method.history[2][3]
+    assert any(not torch.equal(d_mined[k], d_start[k]) for k in d_start), "D idle while mining"
+    g_end = method.history[-1][1]
     assert any(not torch.equal(g_end[k], g_start[k]) for k in g_end)
+    assert method.extra_metrics(ctx)["minegan_mine_steps"] == 3
+
+
+def test_warm_up_does_not_eat_the_mining_phase() -> None:
+    """With the trainer's D-only warm-up, mining still gets its steps after it."""
+    ctx = debug_context(iters=10, d_warmup=4)
+    g_start = snapshot(ctx.generator)
+    method = Recording(stage1_iters=3)
+    method.fit(ctx)
+    assert ctx.warmup_steps == 4 and ctx.g_steps == 6 and ctx.d_steps == 10
+    assert [stage for stage, *_ in method.history] == ["mine"] * 3 + ["main"] * 3
+    for _, g, _, _ in method.history[:3]:
+        assert all(torch.equal(g[k], g_start[k]) for k in g)
 
 
 def test_wrapper_looks_like_g_and_rebuilds_from_saved_weights() -> None:
@@ -50,7 +81,7 @@ def test_wrapper_looks_like_g_and_rebuilds_from_saved_weights() -> None:
     assert torch.equal(rebuilt(z), wrapped(z))
 
 
-def test_switch_scales_to_short_budgets() -> None:
+def test_mining_phase_scales_to_short_budgets() -> None:
     method = registry.methods().create("minegan")
     assert method.switch_iteration(5000) == 100
     assert method.switch_iteration(60) == 30
