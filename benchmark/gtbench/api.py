@@ -49,6 +49,7 @@ from gtbench.plugin import (
     SourceNetworks,
     register_fidelity_extractor,
 )
+from gtbench.search import Choice, Distribution, IntUniform, LogUniform, Uniform
 from gtbench.trainer import (
     TRAINER_VERSION,
     TrainConfig,
@@ -99,6 +100,12 @@ __all__ = [
     "parse_policy",
     "saturation",
     "translation",
+    # search distributions of a Parameter (`search=`), for `gtbench tune`
+    "Choice",
+    "Distribution",
+    "IntUniform",
+    "LogUniform",
+    "Uniform",
     # images
     "as_rgb",
     "match_format",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from gtbench.networks import Discriminator, Generator
+from gtbench.search import Distribution
 
 if TYPE_CHECKING:
     from gtbench.assets import Asset
@@ -48,6 +49,8 @@ class Parameter:
     default: Any
     help: str = ""
     type: Callable[[str], Any] | None = None  # parser for CLI strings; inferred if None
+    # where `gtbench tune` draws this parameter's trials from (None: never tuned)
+    search: Distribution | None = None
 
     def parse(self, value: Any) -> Any:
         """Turn a CLI/suite value into the parameter's type."""
@@ -177,6 +180,9 @@ class DatasetInfo:
     channels: int
     size: int  # number of images available
     shot_pool: int  # shots are drawn only from the first `shot_pool` of a fixed permutation
+    # images after the shot pool in that permutation held out for tuning (0: no
+    # validation split, so `gtbench tune` refuses the dataset)
+    validation: int = 0
 
 
 @dataclass(frozen=True)

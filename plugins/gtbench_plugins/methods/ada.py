@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from gtbench.api import Method, Parameter, brightness, contrast, saturation
+from gtbench.api import Method, Parameter, Uniform, brightness, contrast, saturation
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep
@@ -114,7 +114,9 @@ class ADA(Method):
     code = "github.com/NVlabs/stylegan2-ada-pytorch (train.py, training/training_loop.py)"
     version = "2"
     parameters: ClassVar = {
-        "target": Parameter(0.6, "target value of r_t = E[sign(D(real))] (ADA: 0.6)"),
+        "target": Parameter(
+            0.6, "target value of r_t = E[sign(D(real))] (ADA: 0.6)", search=Uniform(0.4, 0.8)
+        ),
         "interval": Parameter(4, "D minibatches between p updates (ADA: 4)"),
         "kimg": Parameter(
             0.0,

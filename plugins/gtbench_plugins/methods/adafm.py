@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gtbench.api import Generator, Method, Parameter
+from gtbench.api import Generator, IntUniform, Method, Parameter
 from gtbench_plugins.methods.freeze_d import freeze_blocks
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class AdaFM(Method):
             1,
             "first G blocks (latent side) fine-tuned fully instead of modulated; the "
             "authors fully train their latent-facing layers up to 16x16",
+            search=IntUniform(0, 2),
         ),
         "d_layers": Parameter(
             0,

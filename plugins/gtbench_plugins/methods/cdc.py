@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gtbench.api import Discriminator, Method, Parameter
+from gtbench.api import Discriminator, LogUniform, Method, Parameter
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep
@@ -104,7 +104,11 @@ class CDC(Method):
     # initialised D (G-only sources) still runs, as plain CDC without D's prior.
     requires_discriminator = False
     parameters: ClassVar = {
-        "kl_weight": Parameter(1000.0, "weight of the distance-consistency KL (--kl_wt 1000)"),
+        "kl_weight": Parameter(
+            1000.0,
+            "weight of the distance-consistency KL (--kl_wt 1000)",
+            search=LogUniform(100.0, 10000.0),
+        ),
         "kl_batch": Parameter(4, "latents per KL term (--feat_const_batch 4)"),
         "anchor_every": Parameter(
             4,

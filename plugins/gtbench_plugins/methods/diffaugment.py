@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from gtbench.api import Choice, Method, Parameter, parse_policy
 from gtbench.api import DiffAugmentPipeline as DiffAugmentPipe
-from gtbench.api import Method, Parameter, parse_policy
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext
@@ -35,6 +35,7 @@ class DiffAugment(Method):
         "policy": Parameter(
             "color,translation,cutout",
             "comma-separated transforms (the paper's default for few-shot: all three)",
+            search=Choice("color,translation,cutout", "translation,cutout", "color,translation"),
         ),
     }
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 
-from gtbench.api import Method, Parameter
+from gtbench.api import LogUniform, Method, Parameter
 
 if TYPE_CHECKING:
     from gtbench.api import Discriminator, Generator, TrainContext, TrainStep
@@ -72,7 +72,11 @@ class EWC(Method):
     code = "unofficial: github.com/sony/nnabla-examples (image-generation/stylegan2-ewc)"
     requires_discriminator = True
     parameters: ClassVar = {
-        "weight": Parameter(100.0, "λ of the penalty (nnabla stylegan2-ewc few_shot.yaml: 1e2)"),
+        "weight": Parameter(
+            100.0,
+            "λ of the penalty (nnabla stylegan2-ewc few_shot.yaml: 1e2)",
+            search=LogUniform(10.0, 1000.0),
+        ),
         "samples": Parameter(100, "latents the Fisher is averaged over (nnabla: 100 iterations)"),
         "reduction": Parameter(
             "mean",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from gtbench.api import BlockNetwork, Method, Parameter
+from gtbench.api import BlockNetwork, IntUniform, Method, Parameter
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext
@@ -56,6 +56,7 @@ class FreezeD(Method):
             "D blocks frozen, counted from the image side; negative: all but the last |k| "
             "(default -3: FreezeD's StyleGAN run trains only its 3 lowest-resolution blocks "
             "and the linear head)",
+            search=IntUniform(-4, -2),
         ),
     }
 

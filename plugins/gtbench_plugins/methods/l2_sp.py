@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
-from gtbench.api import Method, Parameter
+from gtbench.api import LogUniform, Method, Parameter
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep
@@ -41,7 +41,11 @@ class L2SP(Method):
     )
     code = "github.com/sangwoomo/FreezeD (stylegan/finetune.py l2_reg, as a GAN baseline)"
     parameters: ClassVar = {
-        "weight_g": Parameter(0.1, "α for G (the L2-SP paper's usual α for transferred layers)"),
+        "weight_g": Parameter(
+            0.1,
+            "α for G (the L2-SP paper's usual α for transferred layers)",
+            search=LogUniform(0.01, 1.0),
+        ),
         "weight_d": Parameter(0.0, "α for D (0: D fine-tuned freely)"),
     }
 

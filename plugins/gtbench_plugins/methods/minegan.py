@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from gtbench.api import Generator, Method, Parameter, Phase
+from gtbench.api import Generator, IntUniform, Method, Parameter, Phase
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext
@@ -89,7 +89,9 @@ class MineGAN(Method):
     requires_discriminator = False  # the authors fine-tune the source D; a fresh one works
     parameters: ClassVar = {
         "stage1_iters": Parameter(
-            100, "mining steps with G frozen (miner + D only); the authors' --stage1 100"
+            100,
+            "mining steps with G frozen (miner + D only); the authors' --stage1 100",
+            search=IntUniform(25, 200),
         ),
         "stage1_max_fraction": Parameter(
             0.5,
