@@ -19,6 +19,7 @@ import torch
 
 from gtbench.networks import Discriminator, Generator
 from gtbench.search import Distribution
+from gtbench.spec import coerce
 
 if TYPE_CHECKING:
     from gtbench.assets import Asset
@@ -53,30 +54,12 @@ class Parameter:
     search: Distribution | None = None
 
     def parse(self, value: Any) -> Any:
-        """Turn a CLI/suite value into the parameter's type."""
-        if not isinstance(value, str):
-            return value
-        parser = self.type or _infer_parser(self.default)
-        return parser(value)
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"expected true/false, got {text!r}")
-
-
-def _infer_parser(default: Any) -> Callable[[str], Any]:
-    if isinstance(default, bool):
-        return _parse_bool
-    if isinstance(default, int):
-        return int
-    if isinstance(default, float):
-        return float
-    return str
+        """Turn a CLI/suite value into the parameter's type, normalised (``2.0`` → ``2``
+        for an int default, strict ``true``/``false`` for a bool; see
+        :func:`gtbench.spec.coerce`); ``type``, when given, parses strings instead."""
+        if self.type is not None and isinstance(value, str):
+            return self.type(value)
+        return coerce(value, self.default)
 
 
 class Plugin:

@@ -31,6 +31,7 @@ import tomllib
 
 from gtbench.errors import UsageError
 from gtbench.evaluation import EvalSettings
+from gtbench.spec import coerce
 from gtbench.trainer import TrainConfig
 
 PluginRef = str | dict[str, Any]
@@ -140,6 +141,14 @@ def _check_section(section: Any, cls: type, origin: str) -> None:
         raise UsageError(
             f"{origin}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
         )
+    # typed like the field's default and normalised in place (iters = "300" → 300,
+    # 2.0 → 2), so a value enters run_id in one form; a wrong type is one line
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for key, value in section.items():
+        try:
+            section[key] = coerce(value, defaults[key])
+        except ValueError as error:
+            raise UsageError(f"{origin}: {key} = {value!r}: {error}") from None
 
 
 def load_suite(path: str | Path) -> Suite:
