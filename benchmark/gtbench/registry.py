@@ -17,25 +17,37 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from gtbench import plugin as api
 from gtbench.errors import PluginError
-from gtbench.method import Method
 from gtbench.spec import PluginSpec, parse_spec
+
+if TYPE_CHECKING:
+    from gtbench.method import Method
+    from gtbench.plugin import Dataset, Extractor, Launcher, Plugin, Source
 
 BUILTIN_DISTRIBUTION = "gtbench"
 DISABLE_AUTOLOAD_ENV = "GTBENCH_DISABLE_PLUGIN_AUTOLOAD"
 
-KINDS: dict[str, tuple[str, type[api.Plugin]]] = {
-    "source": ("gtbench.sources", api.Source),
-    "method": ("gtbench.methods", Method),
-    "dataset": ("gtbench.datasets", api.Dataset),
-    "extractor": ("gtbench.extractors", api.Extractor),
-    "launcher": ("gtbench.launchers", api.Launcher),
+# kind -> (entry-point group, base class). The base class is named, not imported: finding
+# plugins and rejecting unknown names must not import torch (a fast command line).
+KINDS: dict[str, tuple[str, str]] = {
+    "source": ("gtbench.sources", "gtbench.plugin:Source"),
+    "method": ("gtbench.methods", "gtbench.method:Method"),
+    "dataset": ("gtbench.datasets", "gtbench.plugin:Dataset"),
+    "extractor": ("gtbench.extractors", "gtbench.plugin:Extractor"),
+    "launcher": ("gtbench.launchers", "gtbench.plugin:Launcher"),
 }
 
-T = TypeVar("T", bound=api.Plugin)
+T = TypeVar("T", bound="Plugin")
+
+
+def base_class(kind: str) -> type[Plugin]:
+    """The base class every plugin of ``kind`` subclasses (imports the core's bases)."""
+    import importlib
+
+    module, _, attr = KINDS[kind][1].partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 @dataclass
@@ -47,7 +59,7 @@ class PluginEntry:
     target: str  # "module:attr"
     distribution: str
     version: str
-    loaded: type[api.Plugin] | None = None
+    loaded: type[Plugin] | None = None
 
     @property
     def builtin(self) -> bool:
@@ -62,9 +74,12 @@ class Registry(Generic[T]):
     """Plugins of one kind, by name."""
 
     kind: str
-    base: type[T]
     entries: dict[str, PluginEntry] = field(default_factory=dict)
     collisions: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> type[T]:
+        return base_class(self.kind)  # type: ignore[return-value]
 
     def add(self, entry: PluginEntry) -> None:
         """Add an entry; on a name collision the built-in wins, else the first one."""
@@ -93,6 +108,8 @@ class Registry(Generic[T]):
         return sorted(self.entries)
 
     def entry(self, name: str) -> PluginEntry:
+        """The entry of ``name`` from metadata alone (no import); an unknown name raises
+        the one-line "unknown ..., did you mean" error."""
         try:
             return self.entries[name]
         except KeyError:
@@ -160,8 +177,8 @@ def _entry_points(group: str) -> Iterable[metadata.EntryPoint]:
 
 def discover(kind: str) -> Registry[Any]:
     """Build the registry of one kind from installed entry points (metadata only)."""
-    group, base = KINDS[kind]
-    registry: Registry[Any] = Registry(kind, base)
+    group = KINDS[kind][0]
+    registry: Registry[Any] = Registry(kind)
     builtins_only = os.environ.get(DISABLE_AUTOLOAD_ENV, "") not in {"", "0"}
     found = []
     for point in _entry_points(group):
@@ -190,21 +207,21 @@ def reset() -> None:
     _REGISTRIES.clear()
 
 
-def sources() -> Registry[api.Source]:
+def sources() -> Registry[Source]:
     return registry("source")
 
 
-def methods() -> Registry[api.Method]:
+def methods() -> Registry[Method]:
     return registry("method")
 
 
-def datasets() -> Registry[api.Dataset]:
+def datasets() -> Registry[Dataset]:
     return registry("dataset")
 
 
-def extractors() -> Registry[api.Extractor]:
+def extractors() -> Registry[Extractor]:
     return registry("extractor")
 
 
-def launchers() -> Registry[api.Launcher]:
+def launchers() -> Registry[Launcher]:
     return registry("launcher")

@@ -2,7 +2,8 @@
 
 ``name`` or ``name:key=value,key=value``; in a suite file also a table
 ``{name = "folder", path = "...", res = 64}``. Values stay strings here; each plugin's
-:class:`gtbench.api.Parameter` parses them. A value containing a comma is quoted:
+:class:`gtbench.api.Parameter` parses them with :func:`coerce`, as the suite does for
+its ``[train]`` and ``[eval]`` keys. A value containing a comma is quoted:
 ``folder:path="a,b",res=64``.
 """
 
@@ -73,3 +74,50 @@ def parse_spec_list(text: str) -> list[str]:
         else:
             parts.append(item)
     return parts
+
+
+def coerce(value: Any, like: Any) -> Any:
+    """``value`` (a command-line string or a suite-file value) as the type of ``like`` (a
+    default), normalised, so ``2``, ``2.0`` and ``"2"`` give one ``run_id``.
+
+    Booleans are ``true``/``false`` only (never 1, "yes"); an integer is an integer (2.0
+    becomes 2, 2.5 is refused); a float accepts an integer; a string accepts a number.
+    A default of any other type (None, a tuple) takes the value as it is. Raises
+    ``ValueError`` with a short reason."""
+    if isinstance(like, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError(f"expected true or false, got {value!r}")
+    if isinstance(like, int):
+        number = _number(value, "an integer")
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise ValueError(f"expected an integer, got {value!r}")
+            number = int(number)
+        return number
+    if isinstance(like, float):
+        return float(_number(value, "a number"))
+    if isinstance(like, str):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _number(value: Any, what: str) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected {what}, got {value!r}")
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        for parse in (int, float):
+            try:
+                return parse(text)
+            except ValueError:
+                pass
+    raise ValueError(f"expected {what}, got {value!r}")
