@@ -6,26 +6,22 @@ succeeded or was already done, 1 when any cell failed, 2 for a usage error."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from gtbench import registry
 from gtbench.errors import GtbenchError, PluginError, UsageError
+
+# Answering `--help` or a usage error must not wait for torch, torch-fidelity or pandas
+# (seconds): this module imports them only inside the commands that need them, and the
+# commands defined in other modules are imported when invoked (`LAZY_COMMANDS`).
 
 out = Console()
 err = Console(stderr=True)
@@ -39,12 +35,66 @@ HEADLINE_EXTRAS = {
 
 def _fail(error: Exception) -> None:
     code = 2 if isinstance(error, (UsageError, PluginError)) else 1
-    err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
+# name -> ("module:command", its one-line help, shown by `gtbench --help` without importing)
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "fetch": (
+        "gtbench.fetch_cli:fetch_command",
+        "Download and verify the weights and data of the named plugins (default: all).",
+    ),
+    "generate": (
+        "gtbench.generate:generate_command",
+        "Write N PNG images from a run's adapted generator (deterministic for a seed).",
+    ),
+    "pretrain": (
+        "gtbench.pretrain:pretrain_command",
+        "Pretrain a source's architecture from scratch on a dataset; write checkpoint, JSON "
+        "provenance and a sample grid next to OUT.",
+    ),
+    "status": (
+        "gtbench.status:status_command",
+        "Show pending, running, interrupted, done and failed cells of a results folder.",
+    ),
+    "tune": (
+        "gtbench.tune_cli:tune_command",
+        "Tune every method equally (N seeded random trials, selection on validation), then "
+        "run the selected configurations on the evaluation set.",
+    ),
+}
+
+
 class _Group(click.Group):
-    """Turns gtbench's one-line errors into messages and exit codes, never tracebacks."""
+    """Turns gtbench's one-line errors into messages and exit codes, never tracebacks, and
+    imports the commands of ``LAZY_COMMANDS`` only when one is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module, _, attr = LAZY_COMMANDS[cmd_name][0].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
+            else:
+                rows.append(
+                    (name, click.utils.make_default_short_help(LAZY_COMMANDS[name][1], limit))
+                )
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,7 +106,7 @@ class _Group(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings={"show_default": True})
 @click.version_option(package_name="gtbench")
 def main() -> None:
     """Benchmark transfer methods for few-shot image generation."""
@@ -70,6 +120,8 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def list_plugins(kind: str | None, as_json: bool) -> None:
     """List installed plugins (broken ones with their error)."""
+    from rich.table import Table
+
     kinds = [kind] if kind else list(registry.KINDS)
     listing: dict[str, list[dict[str, Any]]] = {}
     collisions: list[str] = []
@@ -88,13 +140,22 @@ def list_plugins(kind: str | None, as_json: bool) -> None:
             status = (
                 "[green]ok[/]" if plugin["error"] is None else f"[red]broken[/]: {plugin['error']}"
             )
-            params = ", ".join(f"{k}={v['default']}" for k, v in plugin["parameters"].items())
+            params = ", ".join(
+                f"{k}={v['default']}" + (f" ~ {v['search']}" if v.get("search") else "")
+                for k, v in plugin["parameters"].items()
+            )
             table.add_row(
                 plugin["name"], plugin["distribution"], status, plugin["description"], params
             )
         out.print(table)
     for line in collisions:
         err.print(f"[yellow]name collision:[/] {line}")
+
+
+def _search_text(parameter: Any) -> str | None:
+    """The parameter's tuning distribution as a suite writes it (``gtbench tune``), or None."""
+    search = getattr(parameter, "search", None)
+    return None if search is None else str(search)
 
 
 def _describe_plugin(reg: registry.Registry[Any], name: str) -> dict[str, Any]:
@@ -111,7 +172,8 @@ def _describe_plugin(reg: registry.Registry[Any], name: str) -> dict[str, Any]:
         cls = reg.get(name)
         info["description"] = cls.description or (cls.__doc__ or "").strip().split("\n")[0]
         info["parameters"] = {
-            k: {"default": p.default, "help": p.help} for k, p in cls.parameters.items()
+            k: {"default": p.default, "help": p.help, "search": _search_text(p)}
+            for k, p in cls.parameters.items()
         }
         for attribute in ("paper", "code"):
             if getattr(cls, attribute, ""):
@@ -150,25 +212,139 @@ def _int_list(name: str, value: str | None) -> list[int] | None:
         raise UsageError(f"--{name} expects comma-separated integers, got {value!r}") from None
 
 
+class _PluginOption(click.Option):
+    """An option naming plugins of one kind: its help lists the installed names (read
+    from entry-point metadata when the help is shown, never imported)."""
+
+    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        names = ", ".join(registry.registry(self.kind).names())
+        return record[0], f"{record[1]} [installed: {names}]"
+
+
+_FROM_SUITE = "default: the suite's"
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def _check_device(device: str | None) -> None:
+    """``--device`` (or ``GTBENCH_DEVICE``): checked for form here, exported to the
+    runner and worker processes through ``GTBENCH_DEVICE``."""
+    if device is None or not device.strip():
+        return
+    if not DEVICE_PATTERN.fullmatch(device.strip()):
+        raise UsageError(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
+    os.environ["GTBENCH_DEVICE"] = device.strip()
+
+
+def _check_names(kind: str, values: str | None) -> None:
+    """Unknown plugin names fail here, from metadata alone (no torch import)."""
+    from gtbench.spec import parse_spec, parse_spec_list
+
+    if values is None or values.strip() == "all":
+        return
+    for text in parse_spec_list(values):
+        registry.registry(kind).entry(parse_spec(text).name)
+
+
+def _check_suite_names(suite: Any) -> None:
+    from gtbench.spec import parse_spec
+
+    for part in suite.parts():
+        for kind, refs in (
+            ("source", part.sources),
+            ("method", part.methods),
+            ("dataset", part.datasets),
+            ("extractor", [part.extractor]),
+            ("launcher", [part.launcher]),
+        ):
+            for ref in refs:
+                registry.registry(kind).entry(parse_spec(ref).name)
+
+
 @main.command()
-@click.option("--sources", help="comma-separated source specs, or 'all'")
-@click.option("--methods", help="comma-separated method specs, or 'all'")
-@click.option("--datasets", help="comma-separated dataset specs, or 'all'")
-@click.option("--shots", help="e.g. 10,100")
-@click.option("--seeds", help="e.g. 0,1,2")
-@click.option("--iters", type=int, help="training iterations per cell")
-@click.option("--batch-size", type=int, help="training batch size")
-@click.option("--n-samples", type=int, help="generated images for FID/KID")
-@click.option("--extractor", help="feature extractor spec for FID/KID")
-@click.option("--launcher", help="launcher spec (local, process, ...)")
 @click.option(
-    "--workers", type=int, help="parallel workers (process: default one per GPU, 1 on CPU)"
+    "--sources",
+    cls=_PluginOption,
+    kind="source",
+    help=f"comma-separated source specs (name:key=value,...) or 'all'; {_FROM_SUITE}",
 )
-@click.option("--results", default=DEFAULT_RESULTS, show_default=True, help="results folder")
+@click.option(
+    "--methods",
+    cls=_PluginOption,
+    kind="method",
+    help=f"comma-separated method specs or 'all'; {_FROM_SUITE}",
+)
+@click.option(
+    "--datasets",
+    cls=_PluginOption,
+    kind="dataset",
+    help=f"comma-separated dataset specs or 'all'; {_FROM_SUITE}",
+)
+@click.option("--shots", help=f"comma-separated shot counts, e.g. 10,100; {_FROM_SUITE}")
+@click.option("--seeds", help=f"comma-separated seeds, e.g. 0,1,2; {_FROM_SUITE}")
+@click.option(
+    "--iters", type=click.IntRange(min=0), help=f"training iterations per cell; {_FROM_SUITE}"
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), help=f"training batch size; {_FROM_SUITE}"
+)
+@click.option(
+    "--n-samples", type=click.IntRange(min=2), help=f"generated images for FID/KID; {_FROM_SUITE}"
+)
+@click.option(
+    "--extractor",
+    cls=_PluginOption,
+    kind="extractor",
+    help=f"feature extractor spec for FID/KID; {_FROM_SUITE}",
+)
+@click.option(
+    "--launcher", cls=_PluginOption, kind="launcher", help=f"launcher spec; {_FROM_SUITE} (local)"
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="parallel workers; 0: the launcher's choice (process: one per visible GPU, 1 on "
+    f"CPU); {_FROM_SUITE} (0)",
+)
+@click.option(
+    "--device",
+    envvar="GTBENCH_DEVICE",
+    show_envvar=True,
+    help="torch device the cells train and evaluate on: cpu, cuda, cuda:N or mps "
+    "(default: cuda when available, else cpu; the process launcher gives each worker its "
+    "own GPU)",
+)
+@click.option("--results", default=DEFAULT_RESULTS, help="results folder")
 @click.option("--force", is_flag=True, help="run cells again even when already done")
-@click.option("--suite", "suite_file", help="suite file (TOML/YAML) or built-in suite name")
-@click.option("--keep-weights/--no-keep-weights", default=None, help="keep adapted generators")
+@click.option(
+    "--suite",
+    "suite_file",
+    default="default",
+    help="suite file (TOML/YAML) or built-in suite name (default, debug, full, stylegan2-ffhq)",
+)
+@click.option(
+    "--keep-weights/--no-keep-weights",
+    default=None,
+    help=f"keep adapted generators; {_FROM_SUITE} (keep)",
+)
 @click.option("--no-wait", is_flag=True, help="cluster launchers: return after submitting")
+@click.option(
+    "--keep-stale",
+    is_flag=True,
+    help="count cells whose record is stale (older plugin/trainer versions, other data or "
+    "extractor weights) as done instead of running them again",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="list the cells that would run and the stale records; run nothing",
+)
 def run(
     sources: str | None,
     methods: str | None,
@@ -186,9 +362,25 @@ def run(
     suite_file: str | None,
     keep_weights: bool | None,
     no_wait: bool,
+    keep_stale: bool,
+    dry_run: bool,
+    device: str | None,
 ) -> None:
     """Run a sweep: sources × methods × datasets × shots × seeds."""
     import time
+
+    # Usage errors first, before anything imports torch (they answer in well under 1 s).
+    for kind, values in (
+        ("source", sources),
+        ("method", methods),
+        ("dataset", datasets),
+        ("extractor", extractor),
+        ("launcher", launcher),
+    ):
+        _check_names(kind, values)
+    _int_list("shots", shots)
+    _int_list("seeds", seeds)
+    _check_device(device)
 
     from gtbench.cells import plan_suite
     from gtbench.suite import DEFAULT_SUITE, load_suite
@@ -196,6 +388,7 @@ def run(
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _raise_interrupt)
     suite = load_suite(suite_file or DEFAULT_SUITE)
+    _check_suite_names(suite)
     notes: list[str] = []
     chosen = {
         "sources": _expand("source", sources, notes),
@@ -220,6 +413,9 @@ def run(
             f"{skipped.reason}",
             highlight=False,
         )
+    if dry_run:
+        _print_dry_run(plan, results, force, keep_stale)
+        return
     summary = _run_with_progress(
         plan,
         results,
@@ -227,6 +423,7 @@ def run(
         workers if workers is not None else suite.workers,
         force,
         not no_wait,
+        keep_stale,
     )
     _print_summary(summary, results, time.perf_counter() - started)
     _print_run_board(results, {cell["run_id"] for cell in plan.cells})
@@ -245,13 +442,74 @@ def _print_run_board(results: str, run_ids: set[str]) -> None:
         _print_board(board, best_rows(board))
 
 
+def _print_stale(stale: list[Any], keep: bool, each: bool = False) -> None:
+    """The stale records a sweep found: one line per record (``each``) or per reason."""
+    from collections import Counter
+
+    what = (
+        "kept and counted as done (--keep-stale)"
+        if keep
+        else "their cells run again; the old records stay, set apart as stale "
+        "(--keep-stale keeps using them)"
+    )
+    err.print(
+        f"[yellow]{len(stale)} stale records[/] (made by other plugin/trainer/protocol "
+        f"versions, data or extractor weights): {what}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if each:
+        for item in stale:
+            line = f"stale {item.run_id} {item.label}: {item.reason}"
+            out.print(line, highlight=False, soft_wrap=True)
+        return
+    for reason, count in Counter(item.reason for item in stale).most_common():
+        err.print(f"  {count} × {reason}", highlight=False, soft_wrap=True)
+
+
+def _print_dry_run(plan: Any, results: str, force: bool, keep_stale: bool) -> None:
+    from gtbench.sweep import cell_label, triage
+
+    summary = triage(plan, results, force=force, keep_stale=keep_stale)
+    if summary.stale:
+        _print_stale(summary.stale, keep_stale, each=True)
+    for cell in summary.pending:
+        line = f"would run {cell['run_id']} {cell_label(cell)}"
+        out.print(line, highlight=False, soft_wrap=True)
+    for note in summary.notes:
+        err.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
+    err.print(
+        f"dry run: {summary.planned} cells planned: {summary.already_done} already done "
+        f"({summary.kept_stale} on stale records kept), {len(summary.pending)} to run, "
+        f"{len(summary.stale)} stale records found; "
+        f"{len(summary.skipped)} combinations skipped. Nothing was run or written.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def _run_with_progress(
-    plan: Any, results: str, launcher: str, workers: int, force: bool, wait: bool
+    plan: Any,
+    results: str,
+    launcher: str,
+    workers: int,
+    force: bool,
+    wait: bool,
+    keep_stale: bool = False,
 ) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from gtbench.sweep import cell_label, run_sweep
 
     columns = (
@@ -284,6 +542,11 @@ def _run_with_progress(
             status = record["status"] if record else "failed"
             fid = (record or {}).get("metrics", {}).get("fid")
             shown = f"fid {fid:.2f}" if isinstance(fid, float) else (record or {}).get("error", "")
+            evaluated = (record or {}).get("eval", {})
+            if isinstance(fid, float) and evaluated.get("fid_valid") is False:
+                shown += " (FID not valid: too few images for the feature size; read KID)"
+            if isinstance(fid, float) and evaluated.get("is_metric") is False:
+                shown += f" ({cell['eval']['extractor']['name']} extractor: not a metric)"
             colour = "green" if status == "ok" else "red"
             progress.console.print(
                 f"[{colour}]{status}[/] {labels[cell['run_id']]} [dim]{cell['run_id']}[/] {shown}",
@@ -296,8 +559,10 @@ def _run_with_progress(
             launcher=launcher,
             workers=workers,
             force=force,
+            keep_stale=keep_stale,
             wait=wait,
             on_start=on_start,
+            on_stale=lambda stale: _print_stale(stale, keep_stale),
             on_cell_done=on_cell_done,
             progress=on_cell_progress,
         )
@@ -390,6 +655,8 @@ def _print_board(board: Any, best: set[int]) -> None:
     title = "leaderboard (mean ± std over seeds; ★ best FID per target)"
     if constant:
         title += "\n" + ", ".join(f"{c} {board[c].iloc[0]}" for c in constant)
+    from rich.table import Table
+
     table = Table(title=title)
     for column in [*shown, "method", "seeds", "FID", "KID"]:
         table.add_column(column, overflow="fold")
@@ -457,39 +724,6 @@ def show(run_id: str, results: str) -> None:
             out.print(f"{label}: {folder / Path(record[key]).name}", highlight=False)
     if record.get("weights"):
         out.print(f"weights: {folder / record['weights']['file']}", highlight=False)
-
-
-def _add_optional(loader: Callable[[], click.Command]) -> None:
-    """Attach a command defined in another module of the core."""
-    main.add_command(loader())
-
-
-def _generate_command() -> click.Command:
-    from gtbench.generate import generate_command
-
-    return generate_command
-
-
-def _fetch_command() -> click.Command:
-    from gtbench.fetch_cli import fetch_command
-
-    return fetch_command
-
-
-def _pretrain_command() -> click.Command:
-    from gtbench.pretrain import pretrain_command
-
-    return pretrain_command
-
-
-def _status_command() -> click.Command:
-    from gtbench.status import status_command
-
-    return status_command
-
-
-for _loader in (_generate_command, _fetch_command, _pretrain_command, _status_command):
-    _add_optional(_loader)
 
 
 if __name__ == "__main__":
