@@ -1,14 +1,23 @@
+import math
 import multiprocessing
 
 import pandas as pd
+import pytest
 
-from gtbench.leaderboard import leaderboard, run_rows, write_tables
+from gtbench.leaderboard import (
+    LEADERBOARD_CSV,
+    RANKS_CSV,
+    best_rows,
+    leaderboard,
+    run_rows,
+    write_tables,
+)
 from gtbench.records import write_record
 
 
-def _record(run_id, method, seed, fid, status="ok"):
+def _record(run_id, method, seed, fid, status="ok", kid=None, **changes):
     ref = {"params": {}}
-    return {
+    record = {
         "run_id": run_id,
         "status": status,
         "error": None if status == "ok" else "boom",
@@ -17,11 +26,39 @@ def _record(run_id, method, seed, fid, status="ok"):
         "dataset": {**ref, "name": "debug"},
         "shots": 10,
         "seed": seed,
-        "eval": {"extractor": {**ref, "name": "debug"}, "n_samples": 50},
+        "eval": {
+            "extractor": {**ref, "name": "debug"},
+            "is_metric": True,
+            "n_samples": 50,
+            "batch_size": 64,
+            "reference_key": "r1",
+            "extractor_identity": "x1",
+            "kid_subset_size": 40,
+            "kid_subsets": 100,
+        },
         "hparams": {"train": {"iters": 5}},
-        "metrics": {"fid": fid, "kid_mean": fid / 100},
+        "metrics": {"fid": fid, "kid_mean": fid / 100 if kid is None else kid},
         "timings": {"train_s": 1.0},
+        "finished_at": f"2026-01-01T00:00:{seed:02d}+0000",
     }
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = record
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return record
+
+
+def _write(folder, method, fids, kids=None, prefix=None, **changes):
+    for seed, fid in enumerate(fids):
+        kid = None if kids is None else kids[seed]
+        run_id = f"{prefix or method}-{seed}"
+        write_record(folder, _record(run_id, method, seed, fid, kid=kid, **changes))
+
+
+def _board(folder, **kwargs):
+    return leaderboard(run_rows(folder), **kwargs)
 
 
 def test_mean_and_sample_std_over_seeds(tmp_path):
@@ -36,6 +73,168 @@ def test_mean_and_sample_std_over_seeds(tmp_path):
     assert board.loc["scratch", "n_seeds"] == 1 and pd.isna(board.loc["scratch", "fid_std"])
 
 
+def test_column_names_are_fixed(tmp_path):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0], method_metrics={"ada_p": 0.2}, g_steps=5)
+    _write(tmp_path, "cdc", [11.0, 14.0, 17.0])
+    write_tables(tmp_path)
+    columns = list(pd.read_csv(tmp_path / LEADERBOARD_CSV).columns)
+    assert columns[:19] == [
+        "source", "method", "dataset", "shots", "extractor", "n_seeds",
+        "fid_mean", "fid_std", "kid_mean", "kid_std",
+        "fid_ci95_low", "fid_ci95_high", "delta_fid_mean", "delta_fid_ci95_low",
+        "delta_fid_ci95_high", "delta_p", "verdict", "reference", "selection",
+    ]  # fmt: skip
+    assert columns[-1] == "protocol"
+    assert {"ranked_by", "test", "best", "g_steps", "ada_p_mean", "delta_kid_mean"} <= set(columns)
+    ranks = pd.read_csv(tmp_path / RANKS_CSV)
+    assert list(ranks.columns) == [
+        "method",
+        "mean_rank",
+        "rank_ci95_low",
+        "rank_ci95_high",
+        "n_targets",
+    ]
+    assert list(ranks["method"]) == ["finetune", "cdc"] and set(ranks["n_targets"]) == {1}
+
+
+def test_paired_statistics_against_the_reference(tmp_path):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
+    _write(tmp_path, "cdc", [11.0, 14.0, 17.0])  # paired differences 1, 2, 3
+    _write(tmp_path, "scratch", [20.0, 23.0, 26.0], prefix="scr")  # 10, 11, 12
+    board = _board(tmp_path).set_index("method")
+    cdc = board.loc["cdc"]
+    assert cdc["delta_fid_mean"] == 2.0
+    assert (cdc["delta_fid_ci95_low"], cdc["delta_fid_ci95_high"]) == (1.0, 3.0)
+    assert cdc["delta_p"] == pytest.approx(1 - (2 * math.sqrt(3)) / math.sqrt(14))  # 0.0742
+    assert cdc["verdict"] == "tie" and cdc["test"] == "paired t-test" and cdc["n_paired"] == 3
+    assert cdc["reference"] == "finetune" and cdc["ranked_by"] == "fid"
+    assert board.loc["scratch", "verdict"] == "worse" and board.loc["scratch", "delta_p"] < 0.01
+    assert board.loc["finetune", "verdict"] == "reference"
+    assert (board.loc["finetune", "fid_ci95_low"], board.loc["finetune", "fid_ci95_high"]) == (
+        10,
+        14,
+    )
+    other = _board(tmp_path, reference="cdc").set_index("method")
+    assert (
+        other.loc["finetune", "delta_fid_mean"] == -2.0
+        and other.loc["cdc", "verdict"] == "reference"
+    )
+    assert set(_board(tmp_path, reference="nope")["verdict"]) == {"no reference"}
+
+
+def test_two_seeds_are_too_few_for_a_verdict(tmp_path):
+    _write(tmp_path, "finetune", [10.0, 12.0])
+    _write(tmp_path, "scratch", [1000.0, 2000.0])
+    row = _board(tmp_path).set_index("method").loc["scratch"]
+    assert row["verdict"] == "too few seeds" and math.isnan(row["delta_p"])
+    assert row["delta_fid_mean"] == 1489.0
+    assert not best_rows(_board(tmp_path))
+
+
+def test_eval_batch_size_never_splits_a_row(tmp_path):
+    write_record(tmp_path, _record("a0", "finetune", 0, 10.0, eval__batch_size=32))
+    write_record(tmp_path, _record("a1", "finetune", 1, 12.0, eval__batch_size=64))
+    write_record(tmp_path, _record("a2", "finetune", 2, 14.0, eval__device="cuda"))
+    board = _board(tmp_path)
+    assert len(board) == 1 and board.loc[0, "n_seeds"] == 3
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"eval__reference_key": "r2"},
+        {"eval__extractor_identity": "x2"},
+        {"eval__n_samples": 100},
+        {"eval__kid_subset_size": 20},
+        {"eval__kid_subsets": 10},
+        {"hparams__train": {"iters": 10}},
+        {"selection": "tuned-validation"},
+    ],
+)
+def test_evaluation_identity_training_protocol_and_selection_split_rows(tmp_path, change):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
+    _write(tmp_path, "finetune", [20.0, 22.0, 24.0], prefix="other", **change)
+    board = _board(tmp_path)
+    assert len(board) == 2 and sorted(board["fid_mean"]) == [12.0, 22.0]
+    assert board["protocol"].nunique() + board["selection"].nunique() == 3
+
+
+def test_rows_without_training_join_every_budget_of_their_evaluation(tmp_path):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
+    _write(tmp_path, "finetune", [5.0, 6.0, 7.0], prefix="long", hparams__train={"iters": 50})
+    _write(tmp_path, "source-only", [30.0, 31.0, 33.0], hparams__train={})
+    board = _board(tmp_path)
+    only = board[board["method"] == "source-only"]
+    assert len(only) == 1 and only.iloc[0]["protocol"].endswith("-none")
+    assert only.iloc[0]["verdict"] == "worse" and not math.isnan(only.iloc[0]["delta_fid_mean"])
+    assert set(board[board["method"] == "finetune"]["verdict"]) == {"reference"}
+
+
+def test_best_is_marked_only_when_the_paired_test_beats_every_other_method(tmp_path):
+    # "ewc" has the lowest mean FID but ties with finetune: the old rule (lowest mean) bolded it.
+    _write(tmp_path, "finetune", [100.0, 200.0, 300.0])
+    _write(tmp_path, "ewc", [60.0, 230.0, 290.0])
+    _write(tmp_path, "scratch", [400.0, 500.0, 601.0], prefix="scr")
+    board = _board(tmp_path)
+    assert board.loc[0, "method"] == "ewc"  # sorted by mean
+    assert best_rows(board) == set() and not board["best"].any()
+
+
+def test_a_method_better_than_every_other_is_best(tmp_path):
+    _write(tmp_path, "finetune", [100.0, 200.0, 300.0])
+    _write(tmp_path, "ewc", [90.0, 189.0, 291.0])
+    _write(tmp_path, "scratch", [400.0, 500.0, 601.0], prefix="scr")
+    board = _board(tmp_path)
+    assert board.set_index("method").loc["ewc", "verdict"] == "better"
+    assert best_rows(board) == {int(board.index[board["method"] == "ewc"][0])}
+
+
+def test_invalid_fid_is_not_used_and_the_target_is_ranked_by_kid(tmp_path):
+    # FID says cdc is better, KID says it is worse: the verdict must follow KID.
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0], kids=[1.0, 2.0, 3.0], metrics__fid_valid=False)
+    _write(tmp_path, "cdc", [5.0, 6.0, 7.0], kids=[2.0, 3.1, 4.0], metrics__fid_valid=False)
+    row = _board(tmp_path).set_index("method").loc["cdc"]
+    assert row["ranked_by"] == "kid" and row["verdict"] == "worse" and not row["fid_valid"]
+    assert math.isnan(row["delta_fid_mean"]) and math.isnan(row["fid_ci95_low"])
+    assert row["delta_kid_mean"] == pytest.approx(1.0333333)
+
+
+def test_old_records_without_the_flag_infer_validity_from_the_feature_dimension(tmp_path):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0], eval__n_reference=70, eval__feature_dim=256)
+    _write(tmp_path, "cdc", [11.0, 12.0, 13.0], eval__n_reference=70, eval__feature_dim=256)
+    assert set(_board(tmp_path)["ranked_by"]) == {"kid"}
+
+
+@pytest.mark.parametrize("flag", [False, "absent"])
+def test_debug_extractor_rows_are_not_a_metric(tmp_path, flag):
+    for method, fids in (("finetune", [100.0, 200.0, 300.0]), ("scratch", [400.0, 500.0, 601.0])):
+        for seed, fid in enumerate(fids):
+            record = _record(f"{method}{seed}", method, seed, fid, eval__is_metric=flag)
+            if flag == "absent":  # a record from before the flag: the debug extractor by name
+                del record["eval"]["is_metric"]
+            write_record(tmp_path, record)
+    board, ranks = leaderboard(run_rows(tmp_path), with_ranks=True)
+    assert set(board["verdict"]) == {"not a metric"}
+    assert not best_rows(board) and ranks.empty
+
+
+def test_the_latest_record_of_a_seed_counts_once(tmp_path):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
+    newer = _record("new0", "finetune", 0, 40.0)
+    newer["finished_at"] = "2027-01-01T00:00:00+0000"
+    write_record(tmp_path, newer)
+    row = _board(tmp_path).iloc[0]
+    assert row["n_seeds"] == 3 and row["fid_mean"] == pytest.approx(22.0)
+
+
+def test_budget_and_method_terms_are_columns(tmp_path):
+    _write(tmp_path, "ada", [1.0, 2.0], g_steps=5, d_steps=5, warmup_steps=0,
+           method_metrics={"ada_p": 0.5, "reg_grad_ratio": 2.0})  # fmt: skip
+    row = _board(tmp_path).iloc[0]
+    assert row["g_steps"] == 5 and row["d_steps"] == 5 and row["warmup_steps"] == 0
+    assert row["ada_p_mean"] == 0.5 and row["reg_grad_ratio_mean"] == 2.0
+
+
 def _writer(folder, rounds):
     for _ in range(rounds):
         write_tables(folder)
@@ -45,7 +244,7 @@ def test_concurrent_writers_leave_complete_csvs(tmp_path):
     for index in range(30):
         write_record(tmp_path, _record(f"r{index:02d}", f"m{index % 5}", index // 5, float(index)))
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_writer, args=(tmp_path, 15)) for _ in range(4)]
+    workers = [context.Process(target=_writer, args=(tmp_path, 6)) for _ in range(4)]
     for worker in workers:
         worker.start()
     reads = 0

@@ -1,7 +1,26 @@
-"""``runs.csv`` (one row per run) and ``leaderboard.csv`` (mean and spread over seeds, one
-row per source × method × dataset × shots × extractor), rebuilt from the records alone.
+"""``runs.csv`` (one row per run), ``leaderboard.csv`` (one row per source × method ×
+dataset × shots × evaluation identity × training protocol × selection, with paired
+statistics against a reference method) and ``ranks.csv`` (mean rank over targets),
+rebuilt from the records alone.
 
-Both files are written atomically, so any number of processes may regenerate them at
+Rows are grouped by everything that can change a number and by nothing else: the
+evaluation identity (reference set ``reference_key``, extractor weights
+``extractor_identity``, ``n_samples``, KID subset size and count) and the training
+hyper-parameters, never the evaluation batch size. A *target* is one source × dataset ×
+shots × extractor × evaluation identity × selection × training protocol; methods that do
+not train (``source-only``) join every training protocol of their evaluation.
+
+Within a target, every method is compared with the reference method (default
+``finetune``) seed by seed (the seed fixes the shots): see :mod:`gtbench.stats`. The
+statistics use FID, or KID where FID is not valid (``n_reference <= feature_dim``), as
+column ``ranked_by`` says. Rows from an extractor that is not a metric (the random
+``debug`` network) get the verdict ``not a metric`` and no rank.
+
+A row is marked ``best`` only when its paired test says it is better than every other
+method of its target (each at α = 0.05; requiring all of them is an intersection-union
+test, valid without correction). When the top methods tie, no row is best.
+
+All files are written atomically, so any number of processes may regenerate them at
 once on a shared filesystem: each leaves a complete, valid CSV.
 """
 
@@ -9,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +40,52 @@ KEY = ["source", "method", "dataset", "shots", "extractor"]
 LEAD_METRICS = ["fid", "kid_mean"]
 RUNS_CSV = "runs.csv"
 LEADERBOARD_CSV = "leaderboard.csv"
+RANKS_CSV = "ranks.csv"
 PLAN_JSON = "sweep.json"
+DEFAULT_REFERENCE = "finetune"
+DEFAULT_SELECTION = "default"
+NOT_A_METRIC = "not a metric"
+NO_REFERENCE = "no reference"
+REFERENCE = "reference"
+
+FRONT = [*KEY, "n_seeds", "fid_mean", "fid_std", "kid_mean", "kid_std"]
+PAIRED = [
+    "fid_ci95_low",
+    "fid_ci95_high",
+    "delta_fid_mean",
+    "delta_fid_ci95_low",
+    "delta_fid_ci95_high",
+    "delta_p",
+    "verdict",
+    "reference",
+]
+DETAILS = [
+    "selection",
+    "ranked_by",
+    "n_paired",
+    "test",
+    "delta_p_holm",
+    "best",
+    "kid_ci95_low",
+    "kid_ci95_high",
+    "delta_kid_mean",
+    "delta_kid_ci95_low",
+    "delta_kid_ci95_high",
+    "fid_valid",
+    "is_metric",
+]
+BUDGET = ["g_steps", "d_steps", "warmup_steps"]
+RANK_COLUMNS = ["method", "mean_rank", "rank_ci95_low", "rank_ci95_high", "n_targets"]
+# Record fields (under "eval") that define what a number measures; nothing else in
+# "eval" (batch size, device, timings, notes) may split a leaderboard row.
+EVAL_IDENTITY = (
+    "reference_key",
+    "extractor_identity",
+    "n_samples",
+    "kid_subset_size",
+    "kid_subsets",
+)
+_FLAGS = ["fid_valid", "is_metric"]
 
 
 def _described(ref: dict[str, Any], kind: str) -> str:
@@ -34,25 +99,50 @@ def _described(ref: dict[str, Any], kind: str) -> str:
         return ref["name"] + (":" + params if params else "")
 
 
-def _protocol(record: dict[str, Any]) -> str:
-    """``<eval hash>-<train hash>``: rows that differ in evaluation settings or training
-    budget are never averaged together. Methods that do not train (``source-only``) have
-    train hash ``none`` and are ranked against every budget of the same evaluation."""
-    evaluation = {k: v for k, v in record.get("eval", {}).items() if k in _EVAL_IDENTITY}
-    train = record.get("hparams", {}).get("train", {})
-    return f"{_short_hash(evaluation)}-{_short_hash(train) if train else 'none'}"
-
-
 def _short_hash(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:6]
 
 
-_EVAL_IDENTITY = {"n_samples", "kid_subset_size", "kid_subsets", "batch_size"}
+def _protocol(record: dict[str, Any]) -> str:
+    """``<evaluation hash>-<training hash>``: the evaluation identity and the training
+    hyper-parameters; ``none`` for methods that do not train."""
+    evaluation = {k: v for k, v in record.get("eval", {}).items() if k in EVAL_IDENTITY}
+    train = record.get("hparams", {}).get("train", {})
+    return f"{_short_hash(evaluation)}-{_short_hash(train) if train else 'none'}"
+
+
+def _selection(record: dict[str, Any]) -> str:
+    selection = record.get("selection") or DEFAULT_SELECTION
+    if isinstance(selection, dict):
+        selection = selection.get("mode") or selection.get("name") or DEFAULT_SELECTION
+    return str(selection)
+
+
+def fid_valid(record: dict[str, Any]) -> bool:
+    """The record's ``metrics.fid_valid``; for older records, ``n_reference > feature_dim``
+    when both are recorded (a covariance estimated from fewer images than dimensions is
+    singular), else True."""
+    metrics = record.get("metrics", {})
+    if "fid_valid" in metrics:
+        return bool(metrics["fid_valid"])
+    evaluation = record.get("eval", {})
+    n, dim = evaluation.get("n_reference"), evaluation.get("feature_dim")
+    if isinstance(n, int) and isinstance(dim, int):
+        return n > dim
+    return True
+
+
+def is_metric(record: dict[str, Any]) -> bool:
+    """``eval.is_metric``; older records: every extractor but the random ``debug`` one."""
+    evaluation = record.get("eval", {})
+    if "is_metric" in evaluation:
+        return bool(evaluation["is_metric"])
+    return evaluation.get("extractor", {}).get("name") != "debug"
 
 
 def run_rows(results_dir: str | Path) -> pd.DataFrame:
-    """One row per record: identity, status, metrics, timings."""
+    """One row per record: identity, status, metrics, method terms, budget, timings."""
     rows = []
     for record in iter_records(results_dir):
         row: dict[str, Any] = {
@@ -64,12 +154,24 @@ def run_rows(results_dir: str | Path) -> pd.DataFrame:
             "shots": record["shots"],
             "seed": record["seed"],
             "extractor": _described(record["eval"]["extractor"], "extractor"),
+            "selection": _selection(record),
             "protocol": _protocol(record),
+            "fid_valid": fid_valid(record),
+            "is_metric": is_metric(record),
         }
-        for name, value in sorted(record.get("metrics", {}).items()):
-            row[name] = value
+        metrics = record.get("metrics", {})
+        for name, value in sorted(metrics.items()):
+            if name not in _FLAGS:
+                row[name] = value
+        for name, value in sorted((record.get("method_metrics") or {}).items()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                row[name if name not in metrics else f"method_{name}"] = value
+        for name in BUDGET:
+            if isinstance(record.get(name), (int, float)):
+                row[name] = record[name]
         for name, value in sorted(record.get("timings", {}).items()):
             row[name] = value
+        row["finished_at"] = record.get("finished_at", "")
         row["error"] = record.get("error") or ""
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -78,59 +180,241 @@ def run_rows(results_dir: str | Path) -> pd.DataFrame:
     return frame
 
 
-def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std over seeds of every metric of the ``ok`` runs."""
+_NOT_AVERAGED = {
+    *KEY,
+    "run_id",
+    "status",
+    "seed",
+    "selection",
+    "protocol",
+    "error",
+    "finished_at",
+    "kid_std",
+    *_FLAGS,
+}
+_ROW = [*KEY, "selection", "protocol"]
+
+
+def _empty_board() -> pd.DataFrame:
+    return pd.DataFrame(columns=FRONT + PAIRED + DETAILS + ["protocol"])
+
+
+def _per_seed(group: pd.DataFrame, column: str) -> dict[int, float]:
+    """seed → value (the latest finished record of a seed, if there are several)."""
+    latest = group.sort_values("finished_at", kind="stable").drop_duplicates("seed", keep="last")
+    return {
+        int(seed): float(value)
+        for seed, value in zip(latest["seed"], latest[column], strict=True)
+        if value is not None and not (isinstance(value, float) and math.isnan(value))
+    }
+
+
+def _targets(board: pd.DataFrame) -> dict[tuple[Any, ...], list[int]]:
+    """Target key → board indices. Rows that do not train (train hash ``none``) join
+    every training protocol of their evaluation."""
+    evaluation = board["protocol"].str.split("-").str[0]
+    train = board["protocol"].str.split("-").str[1]
+    base = list(
+        zip(
+            board["source"],
+            board["dataset"],
+            board["shots"],
+            board["extractor"],
+            board["selection"],
+            evaluation,
+            strict=True,
+        )
+    )
+    trained: dict[tuple[Any, ...], set[str]] = {}
+    for key, hash_ in zip(base, train, strict=True):
+        trained.setdefault(key, set())
+        if hash_ != "none":
+            trained[key].add(hash_)
+    targets: dict[tuple[Any, ...], list[int]] = {}
+    for index, key, hash_ in zip(board.index, base, train, strict=True):
+        hashes = [hash_] if hash_ != "none" else sorted(trained[key]) or ["none"]
+        for h in hashes:
+            targets.setdefault((*key, h), []).append(index)
+    return targets
+
+
+def leaderboard(
+    runs: pd.DataFrame, reference: str = DEFAULT_REFERENCE, *, with_ranks: bool = False
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean, sample std and paired statistics over seeds of the ``ok`` runs.
+
+    With ``with_ranks``, also returns the rank table (``ranks.csv``)."""
+    board, ranks = _board_and_ranks(runs, reference)
+    return (board, ranks) if with_ranks else board
+
+
+def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from gtbench import stats
+
+    empty_ranks = pd.DataFrame(columns=RANK_COLUMNS)
     if runs.empty or "status" not in runs:
-        return pd.DataFrame(columns=KEY + ["n_seeds", "fid_mean", "fid_std", "kid_mean", "kid_std"])
-    ok = runs[runs["status"] == "ok"]
+        return _empty_board(), empty_ranks
+    ok = runs[runs["status"] == "ok"].copy()
     if ok.empty:
-        return pd.DataFrame(columns=KEY + ["n_seeds", "fid_mean", "fid_std", "kid_mean", "kid_std"])
-    # kid_std of one run is the spread over KID subsets; the leaderboard's kid_std is the
-    # spread over seeds, so the per-run value stays in runs.csv only.
-    skip = set(KEY) | {"run_id", "status", "seed", "protocol", "error", "kid_std"}
-    metrics = [c for c in ok.columns if c not in skip and pd.api.types.is_numeric_dtype(ok[c])]
+        return _empty_board(), empty_ranks
+    for column, default in (
+        ("selection", DEFAULT_SELECTION),
+        ("fid_valid", True),
+        ("is_metric", True),
+        ("finished_at", ""),
+    ):
+        if column not in ok:
+            ok[column] = default
+    metrics = [
+        c
+        for c in ok.columns
+        if c not in _NOT_AVERAGED and c not in BUDGET and pd.api.types.is_numeric_dtype(ok[c])
+    ]
     ordered = [m for m in LEAD_METRICS if m in metrics] + sorted(
         m for m in metrics if m not in LEAD_METRICS
     )
-    rows = []
-    for key, group in ok.groupby(KEY + ["protocol"], sort=True, dropna=False):
-        row = dict(zip(KEY + ["protocol"], key, strict=True))
-        row["n_seeds"] = int(group["seed"].nunique())
+    rows, seeds = [], []
+    for key, group in ok.groupby(_ROW, sort=True, dropna=False):
+        row: dict[str, Any] = dict(zip(_ROW, key, strict=True))
+        latest = group.sort_values("finished_at", kind="stable").drop_duplicates(
+            "seed", keep="last"
+        )
+        row["n_seeds"] = int(latest["seed"].nunique())
+        row["fid_valid"] = bool(latest["fid_valid"].astype(bool).all())
+        row["is_metric"] = bool(latest["is_metric"].astype(bool).all())
         for metric in ordered:
-            values = group[metric].dropna()
+            values = latest[metric].dropna()
             base = "kid" if metric == "kid_mean" else metric
-            row[f"{base}_mean"] = values.mean() if len(values) else float("nan")
-            row[f"{base}_std"] = values.std(ddof=1) if len(values) > 1 else float("nan")
+            row[f"{base}_mean"] = values.mean() if len(values) else math.nan
+            row[f"{base}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        for name in BUDGET:
+            if name in latest and latest[name].notna().any():
+                row[name] = latest[name].mean()
         rows.append(row)
-    table = pd.DataFrame(rows)
-    front = KEY + ["n_seeds", "fid_mean", "fid_std", "kid_mean", "kid_std"]
-    front = [c for c in front if c in table.columns]
-    rest = [c for c in table.columns if c not in front and c != "protocol"]
-    table = table[front + rest + ["protocol"]]
-    return table.sort_values(["source", "dataset", "shots", "extractor", "fid_mean"]).reset_index(
-        drop=True
+        seeds.append({m: _per_seed(latest, m) for m in ("fid", "kid_mean") if m in latest})
+    board = pd.DataFrame(rows)
+    for column in ("fid_mean", "kid_mean", "fid_std", "kid_std"):
+        if column not in board:
+            board[column] = math.nan
+
+    values = {column: [math.nan] * len(board) for column in PAIRED + DETAILS if column not in board}
+    values["verdict"] = [""] * len(board)
+    values["reference"] = [reference] * len(board)
+    values["test"] = [""] * len(board)
+    values["ranked_by"] = [""] * len(board)
+    values["best"] = [False] * len(board)
+    for i in range(len(board)):
+        fid_ok = bool(board.at[i, "fid_valid"])
+        values["fid_ci95_low"][i], values["fid_ci95_high"][i] = (
+            stats.bootstrap_mean_ci(list(seeds[i].get("fid", {}).values()))
+            if fid_ok
+            else (math.nan, math.nan)
+        )
+        values["kid_ci95_low"][i], values["kid_ci95_high"][i] = stats.bootstrap_mean_ci(
+            list(seeds[i].get("kid_mean", {}).values())
+        )
+
+    rank_targets = []
+    best_votes: dict[int, list[bool]] = {}
+    for _, members in sorted(_targets(board).items(), key=lambda item: str(item[0])):
+        target = board.loc[members]
+        fid_ok = bool(target["fid_valid"].all())
+        metric = "fid" if fid_ok else "kid_mean"
+        metric_ok = bool(target["is_metric"].all())
+        refs = [i for i in members if board.at[i, "method"] == reference]
+        ref = refs[0] if refs else None
+        p_values: dict[int, float] = {}
+        for i in members:
+            if values["ranked_by"][i]:
+                continue  # a row without training already compared in another target
+            values["ranked_by"][i] = "fid" if metric == "fid" else "kid"
+            if i == ref:
+                values["verdict"][i] = REFERENCE
+                continue
+            if ref is None:
+                values["verdict"][i] = NO_REFERENCE
+                continue
+            if fid_ok:
+                fid = stats.paired_comparison(seeds[ref].get("fid", {}), seeds[i].get("fid", {}))
+                values["delta_fid_mean"][i] = fid.delta_mean
+                values["delta_fid_ci95_low"][i] = fid.ci_low
+                values["delta_fid_ci95_high"][i] = fid.ci_high
+            kid = stats.paired_comparison(
+                seeds[ref].get("kid_mean", {}), seeds[i].get("kid_mean", {})
+            )
+            values["delta_kid_mean"][i] = kid.delta_mean
+            values["delta_kid_ci95_low"][i] = kid.ci_low
+            values["delta_kid_ci95_high"][i] = kid.ci_high
+            ranked = fid if fid_ok else kid
+            values["n_paired"][i] = ranked.n
+            values["delta_p"][i] = ranked.p
+            values["test"][i] = ranked.test
+            values["verdict"][i] = ranked.verdict if metric_ok else NOT_A_METRIC
+            p_values[i] = ranked.p
+        for i, adjusted in zip(p_values, stats.holm(list(p_values.values())), strict=True):
+            values["delta_p_holm"][i] = adjusted
+        if not metric_ok:
+            for i in members:
+                if values["verdict"][i] in (REFERENCE, NO_REFERENCE):
+                    values["verdict"][i] = NOT_A_METRIC
+            continue
+        per_method = {board.at[i, "method"]: seeds[i].get(metric, {}) for i in members}
+        rank_targets.append(per_method)
+        for i in members:
+            best_votes.setdefault(i, []).append(
+                len(members) > 1
+                and all(
+                    stats.paired_comparison(
+                        seeds[j].get(metric, {}), seeds[i].get(metric, {})
+                    ).verdict
+                    == stats.BETTER
+                    for j in members
+                    if j != i
+                )
+            )
+    values["best"] = [bool(best_votes.get(i)) and all(best_votes[i]) for i in range(len(board))]
+    for column, column_values in values.items():
+        board[column] = column_values
+
+    budget = [c for c in BUDGET if c in board]
+    front = FRONT + PAIRED + DETAILS + budget
+    rest = [c for c in board.columns if c not in front and c != "protocol"]
+    board = board[front + rest + ["protocol"]]
+    board["_order"] = board["fid_mean"].where(board["ranked_by"] != "kid", board["kid_mean"])
+    board["_evaluation"] = board["protocol"].str.split("-").str[0]
+    board = (
+        board.sort_values(
+            ["source", "dataset", "shots", "extractor", "selection", "_evaluation", "_order"],
+            kind="stable",
+        )
+        .drop(columns=["_order", "_evaluation"])
+        .reset_index(drop=True)
     )
+    ranks = pd.DataFrame(
+        [vars(row) for row in stats.mean_ranks(rank_targets)], columns=RANK_COLUMNS
+    )
+    return board, ranks
 
 
-def write_tables(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rebuild and atomically write ``runs.csv`` and ``leaderboard.csv``."""
+def write_tables(
+    results_dir: str | Path, reference: str = DEFAULT_REFERENCE
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rebuild and atomically write ``runs.csv``, ``leaderboard.csv`` and ``ranks.csv``."""
     results_dir = Path(results_dir)
     runs = run_rows(results_dir)
-    board = leaderboard(runs)
+    board, ranks = _board_and_ranks(runs, reference)
     atomic_write_text(results_dir / RUNS_CSV, runs.to_csv(index=False))
     atomic_write_text(results_dir / LEADERBOARD_CSV, board.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(results_dir / RANKS_CSV, ranks.to_csv(index=False, float_format="%.6g"))
     return runs, board
 
 
 def best_rows(board: pd.DataFrame) -> set[int]:
-    """Index of the lowest mean FID per source × dataset × shots × extractor × evaluation."""
-    if board.empty or "fid_mean" not in board:
+    """Index of the rows whose paired test beats every other method of their target
+    (column ``best``); none where the top methods tie."""
+    if board.empty or "best" not in board:
         return set()
-    rated = board.dropna(subset=["fid_mean"]).assign(
-        evaluation=lambda t: t["protocol"].str.split("-").str[0]
-    )
-    groups = rated.groupby(["source", "dataset", "shots", "extractor", "evaluation"])
-    return {int(index) for index in groups["fid_mean"].idxmin().tolist()}
+    return {int(i) for i in board.index[board["best"].astype(bool)]}
 
 
 def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
@@ -145,13 +429,8 @@ def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for _, row in board.iterrows():
-        key = KEY + ["protocol"]
-        match = runs[runs["status"] == "ok"]
-        for column in key:
-            match = match[match[column] == row[column]]
-        first = match.sort_values("seed").iloc[0]
-        grid = Path(results_dir) / "runs" / first["run_id"] / "samples.png"
-        if not grid.exists():
+        grid = first_samples(results_dir, runs, row)
+        if grid is None:
             continue
         parts = [
             row["source"],
@@ -160,7 +439,27 @@ def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
             row["method"],
             row["protocol"],
         ]
+        if row["selection"] != DEFAULT_SELECTION:
+            parts.append(row["selection"])
         name = "__".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", str(p)) for p in parts) + ".png"
         shutil.copyfile(grid, out / name)
         written.append(out / name)
     return written
+
+
+def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+    """The ``ok`` runs of one leaderboard row, by seed."""
+    match = runs[runs["status"] == "ok"]
+    for column in _ROW:
+        if column in match:
+            match = match[match[column] == row[column]]
+    return match.sort_values("seed")
+
+
+def first_samples(results_dir: str | Path, runs: pd.DataFrame, row: pd.Series) -> Path | None:
+    """``samples.png`` of the row's first seed that has one."""
+    for run_id in row_runs(runs, row)["run_id"]:
+        grid = Path(results_dir) / "runs" / run_id / "samples.png"
+        if grid.exists():
+            return grid
+    return None
