@@ -4,6 +4,8 @@ except an interruption (Ctrl-C, SIGTERM), which leaves no record so the cell rer
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,7 +29,7 @@ from gtbench.method import Method
 from gtbench.networks import Generator
 from gtbench.plugin import Dataset, DatasetInfo, Source
 from gtbench.records import TRACEBACK, atomic_write_bytes, atomic_write_text, run_dir, write_record
-from gtbench.trainer import TrainConfig, build_context, recompute_batchnorm_stats
+from gtbench.trainer import TrainConfig, build_context, curve_steps, recompute_batchnorm_stats
 
 Reporter = Callable[[str, int, int], None]
 WEIGHTS = "generator.safetensors"
@@ -145,6 +147,65 @@ def run_cell(
     return CellOutcome(cell["run_id"], record["status"], record["error"])
 
 
+class _Curve:
+    """FID/KID of the EMA at evenly spaced steps (``--curve N``), each from a cheaper
+    evaluation of ``curve_n_samples`` images on a copy whose BatchNorm statistics are
+    recomputed, as the final one's are. Never the ranked number."""
+
+    NOTE = (
+        "fid_best_over_training: selection on the evaluation set (what most papers do); "
+        "not the ranked number, which is the final fixed-budget fid"
+    )
+
+    def __init__(self, cell: dict[str, Any], target, shots, extractor, settings, device) -> None:  # noqa: ANN001
+        spec = cell.get("curve") or {}
+        self.points = int(spec.get("points", 0))
+        self.n_samples = int(spec.get("n_samples", 250))
+        self.seed, self.device = cell["seed"], device
+        self.target, self.shots, self.extractor = target, shots, extractor
+        self.settings = dataclasses.replace(
+            settings,
+            n_samples=self.n_samples,
+            kid_subset_size=min(settings.kid_subset_size, self.n_samples),
+        )
+        self.rows: list[dict[str, Any]] = []
+        self.seconds = 0.0
+
+    def evaluate(self, step: int, g_ema: Generator) -> None:
+        clock = time.perf_counter()
+        snapshot = copy.deepcopy(g_ema)
+        recompute_batchnorm_stats(snapshot, seed=self.seed, device=self.device)
+        result = evaluate(
+            snapshot,
+            self.target,
+            self.shots,
+            self.extractor,
+            self.settings,
+            seed=self.seed,
+            device=self.device,
+            cache_dir=cache_dir(),
+        )
+        self.rows.append(
+            {
+                "step": step,
+                "fid": result.metrics["fid"],
+                "kid_mean": result.metrics["kid_mean"],
+                "n_samples": self.n_samples,
+            }
+        )
+        self.seconds += time.perf_counter() - clock
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.rows:
+            return
+        best = min(self.rows, key=lambda row: row["fid"])
+        record["curve"] = self.rows
+        record["curve_note"] = self.NOTE
+        record["metrics"]["fid_best_over_training"] = best["fid"]
+        record["metrics"]["fid_best_step"] = best["step"]
+        record["timings"]["curve_s"] = round(self.seconds, 3)
+
+
 def _adapt_and_evaluate(
     cell: dict[str, Any],
     folder: Path,
@@ -187,9 +248,15 @@ def _adapt_and_evaluate(
         ctx.log_path = folder / TRAIN_LOG
     if report is not None:
         ctx.progress = lambda done, total, stats: report("train", done, total)
+    settings_fields = EvalSettings.__dataclass_fields__
+    settings = EvalSettings(**{k: v for k, v in cell["eval"].items() if k in settings_fields})
+    curve = _Curve(cell, target, shots, extractor, settings, device)
+    if method.trains() and curve.points > 0:
+        ctx.curve_steps = curve_steps(config.iters, curve.points)
+        ctx.on_curve = curve.evaluate
     start = time.perf_counter()
     method.fit(ctx)
-    record["timings"]["train_s"] = round(time.perf_counter() - start, 3)
+    record["timings"]["train_s"] = round(time.perf_counter() - start - curve.seconds, 3)
     # counted by the trainer, never by the method: equal budgets are checked, not assumed
     record.update(
         g_steps=ctx.g_steps,
@@ -209,8 +276,6 @@ def _adapt_and_evaluate(
         record["ema_batchnorm"] = "recomputed" if layers else "none"
 
     start = time.perf_counter()
-    settings_fields = EvalSettings.__dataclass_fields__
-    settings = EvalSettings(**{k: v for k, v in cell["eval"].items() if k in settings_fields})
     extractor.check_available()
     evaluation = evaluate(
         generator,
@@ -225,6 +290,7 @@ def _adapt_and_evaluate(
     )
     record["timings"]["eval_s"] = round(time.perf_counter() - start, 3)
     record["metrics"] = evaluation.metrics
+    curve.write(record)
     record["eval"].update({k: v for k, v in evaluation.settings.items() if k != "extractor"})
 
     samples = generate_images(generator, 64, seed=cell["seed"] + 10_000, device=device)

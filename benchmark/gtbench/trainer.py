@@ -265,6 +265,14 @@ def build_context(
     )
 
 
+def curve_steps(iters: int, points: int) -> tuple[int, ...]:
+    """``points`` evenly spaced steps (1-based, the last one ``iters``) at which a curve
+    evaluates the EMA."""
+    if iters <= 0 or points <= 0:
+        return ()
+    return tuple(sorted({max(1, round(iters * k / points)) for k in range(1, points + 1)}))
+
+
 def resolve_phases(ctx: TrainContext, method: Method) -> list[Phase]:
     """The run's phases with concrete step counts: the D-only warm-up (when
     ``d_warmup`` > 0), then the method's phases filling ``ctx.method_steps`` exactly."""
