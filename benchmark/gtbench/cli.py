@@ -335,6 +335,14 @@ def _check_suite_names(suite: Any) -> None:
 )
 @click.option("--no-wait", is_flag=True, help="cluster launchers: return after submitting")
 @click.option(
+    "--curve",
+    type=click.IntRange(min=0),
+    help="also evaluate the EMA at N evenly spaced steps with a cheaper evaluation "
+    "(curve_n_samples images): FID over training and its best, labelled as evaluation-set "
+    f"selection, beside the ranked final FID; 0: off; {_FROM_SUITE} (0). A done cell "
+    "gets a curve only with --force",
+)
+@click.option(
     "--keep-stale",
     is_flag=True,
     help="count cells whose record is stale (older plugin/trainer versions, other data or "
@@ -365,6 +373,7 @@ def run(
     keep_stale: bool,
     dry_run: bool,
     device: str | None,
+    curve: int | None,
 ) -> None:
     """Run a sweep: sources × methods × datasets × shots × seeds."""
     import time
@@ -398,6 +407,7 @@ def run(
         "seeds": _int_list("seeds", seeds),
         "extractor": extractor,
         "keep_weights": keep_weights,
+        "curve": curve,
     }
     suite.override(**{k: v for k, v in chosen.items() if v is not None})
     train = {"iters": iters, "batch_size": batch_size}
