@@ -22,7 +22,7 @@ import torch
 from gtbench import __version__, provenance
 from gtbench.assets import cache_dir
 from gtbench.cells import SCHEMA_VERSION, make_plugin
-from gtbench.errors import DivergedError
+from gtbench.errors import DivergedError, GtbenchError
 from gtbench.evaluation import EvalSettings, evaluate, generate_images
 from gtbench.images import match_format, save_grid, to_unit_range
 from gtbench.method import Method
@@ -51,19 +51,27 @@ class MatchedTarget(Dataset):
 
     Training shots and evaluation images go through the same conversion (antialiased
     bicubic resize; grey↔colour by repetition or mean), so FID compares like with like;
-    the content hash covers the conversion, so cached statistics never mix sizes."""
+    the content hash covers the conversion, so cached statistics never mix sizes.
+
+    With ``evaluate_on="validation"`` (tuning trials) the dataset's validation split
+    stands in for its evaluation set, which the trial then never sees."""
 
     name = "matched"
 
-    def __init__(self, dataset: Dataset, resolution: int, channels: int) -> None:
+    def __init__(
+        self, dataset: Dataset, resolution: int, channels: int, evaluate_on: str = "evaluation"
+    ) -> None:
         super().__init__()
         self.dataset, self.resolution, self.channels = dataset, resolution, channels
+        self.evaluate_on = evaluate_on
         self._cache: dict[str, torch.Tensor] = {}
 
     @property
     def info(self) -> DatasetInfo:
         inner = self.dataset.info
-        return DatasetInfo(self.resolution, self.channels, inner.size, inner.shot_pool)
+        return DatasetInfo(
+            self.resolution, self.channels, inner.size, inner.shot_pool, inner.validation
+        )
 
     def _convert(self, images: torch.Tensor) -> torch.Tensor:
         return match_format(images, self.channels, self.resolution)
@@ -74,9 +82,19 @@ class MatchedTarget(Dataset):
         return self._cache["all"]
 
     def evaluation_images(self) -> torch.Tensor:
+        if self.evaluate_on == "validation":
+            return self.validation_images()
         if "eval" not in self._cache:
             self._cache["eval"] = self._convert(self.dataset.evaluation_images())
         return self._cache["eval"]
+
+    def validation_images(self) -> torch.Tensor:
+        if "validation" not in self._cache:
+            images = self.dataset.validation_images()
+            if images is None:
+                raise GtbenchError(f"dataset {self.dataset.name!r} has no validation split")
+            self._cache["validation"] = self._convert(images)
+        return self._cache["validation"]
 
     def split(self, shots: int, seed: int):  # noqa: ANN201 - FewShotSplit
         return self.dataset.split(shots, seed)
@@ -121,6 +139,8 @@ def run_cell(
         "dataset": cell["dataset"],
         "shots": cell["shots"],
         "seed": cell["seed"],
+        "selection": cell.get("selection", "default"),
+        "split": cell.get("split", "evaluation"),
         "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
         "eval": dict(cell["eval"]),
         "metrics": {},
@@ -128,6 +148,8 @@ def run_cell(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "gtbench_version": __version__,
     }
+    if cell.get("tuning"):  # how the configuration was chosen, with every trial
+        record["tuning"] = {**cell["tuning"], "history": cell.get("tuning_history", [])}
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
         record["environment"] = provenance.environment()
@@ -219,7 +241,9 @@ def _adapt_and_evaluate(
     dataset: Dataset = make_plugin("dataset", cell["dataset"])
     extractor = make_plugin("extractor", cell["eval"]["extractor"])
     info = source.info
-    target = MatchedTarget(dataset, info.resolution, info.channels)
+    target = MatchedTarget(
+        dataset, info.resolution, info.channels, cell.get("split", "evaluation")
+    )
     split = target.split(cell["shots"], cell["seed"])
     shots = target.images()[list(split.train)]
     record["train_indices"] = list(split.train)

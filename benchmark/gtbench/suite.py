@@ -62,6 +62,9 @@ class Suite:
     # Parts of one sweep that need their own settings (a 64 px source with a smaller
     # budget, say): each table overrides the fields above for its own cross product.
     sweeps: list[dict[str, Any]] = field(default_factory=list)
+    # `gtbench tune`: trials, metric, trial seeds and evaluation, per-method search-space
+    # overrides (see gtbench.tuning.TuneSettings); ignored by `gtbench run`
+    tune: dict[str, Any] = field(default_factory=dict)
 
     def override(self, section: str | None = None, **values: Any) -> None:
         """Set fields (or ``train``/``eval`` keys) here *and* in every ``sweeps`` entry:
@@ -122,6 +125,10 @@ def suite_from_mapping(data: dict[str, Any], origin: str) -> Suite:
             data[key] = [data[key]]
     _check_section(data.get("train", {}), TrainConfig, f"{origin} [train]")
     _check_section(data.get("eval", {}), EvalSettings, f"{origin} [eval]")
+    if "tune" in data:
+        from gtbench.tuning import tune_settings
+
+        tune_settings(data["tune"], f"{origin} [tune]")
     suite = Suite(**data)
     suite.parts()  # validates every entry of `sweeps` now, not when the sweep starts
     return suite

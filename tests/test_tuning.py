@@ -1,0 +1,319 @@
+"""Equal tuning: validation splits, search spaces, seeded trials as ordinary cells,
+selection on validation only, and the tuned cells with their trial history."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from gtbench.cells import make_plugin, plan_suite, plugin_ref
+from gtbench.errors import UsageError
+from gtbench.images import image_sha256s
+from gtbench.records import load_record, write_record
+from gtbench.search import IntUniform, LogUniform
+from gtbench.suite import load_suite, suite_from_mapping
+from gtbench.tuning import (
+    TRAINER_SEARCH,
+    TuneSettings,
+    final_plan,
+    plan_trials,
+    search_space,
+    select,
+    tune_settings,
+    validation_problem,
+)
+from tests.helpers import gtbench
+
+DEBUG_VAL = "debug:validation=40"
+TINY = ["--iters", "2", "--batch-size", "4", "--n-samples", "40", "--trial-n-samples", "30"]
+
+
+def _debug_suite(methods: list[str], **tune: object):
+    suite = load_suite("debug")
+    suite.override(methods=methods, datasets=[DEBUG_VAL])
+    suite.override("train", iters=2, batch_size=4)
+    suite.override("eval", n_samples=40, kid_subset_size=20)
+    return suite, tune_settings({"trials": 3, "eval": {"n_samples": 30}, **tune})
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _check_three_way(dataset, n_validation: int) -> None:
+    images = dataset.images()
+    validation = dataset.validation_indices()
+    pool = dataset.shot_pool()
+    assert validation is not None and 0 < len(validation) <= n_validation
+    assert not set(validation) & set(pool)
+    hashes = {
+        "pool": set(image_sha256s(images[pool])),
+        "validation": set(image_sha256s(images[validation])),
+        "evaluation": set(image_sha256s(dataset.evaluation_images())),
+    }
+    assert not hashes["validation"] & hashes["pool"]
+    assert not hashes["validation"] & hashes["evaluation"]
+    assert not hashes["pool"] & hashes["evaluation"]
+    n_eval = len(dataset.evaluation_images())
+    assert n_eval <= dataset.info.size - dataset.info.shot_pool - len(validation)
+    assert validation_problem(dataset) is None
+
+
+def test_debug_dataset_three_disjoint_parts() -> None:
+    dataset = make_plugin("dataset", plugin_ref("dataset", DEBUG_VAL))
+    _check_three_way(dataset, 40)
+    assert len(dataset.evaluation_images()) == 200 - 40 - 40  # procedural discs: no copies
+
+
+def test_digits_three_disjoint_parts() -> None:
+    dataset = make_plugin("dataset", plugin_ref("dataset", "digits"))
+    assert dataset.info.validation == 300
+    _check_three_way(dataset, 300)
+
+
+def test_animals_cat_three_disjoint_parts_despite_duplicate_silhouettes() -> None:
+    dataset = make_plugin("dataset", plugin_ref("dataset", "animals-cat"))
+    assert (dataset.info.shot_pool, dataset.info.validation) == (100, 200)
+    _check_three_way(dataset, 200)
+    assert 690 <= len(dataset.evaluation_images()) <= 700
+
+
+def test_no_validation_split_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = gtbench("tune", "--suite", "debug", "--datasets", "debug", results=tmp_path)
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]
+    assert "cannot tune on debug" in message and "no validation split" in message
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_folder_with_separate_evaluation_set_is_refused(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for folder, n in (("train", 10), ("eval", 6)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            Image.new("RGB", (8, 8), (20 * i, 10 * n, 50)).save(tmp_path / folder / f"{i}.png")
+    spec = f"folder:path={tmp_path / 'train'},eval_path={tmp_path / 'eval'},res=16"
+    result = gtbench(
+        "tune", "--suite", "debug", "--datasets", spec, "--dry-run", results=tmp_path / "r"
+    )
+    assert result.exit_code == 2
+    assert "no validation split" in result.output.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------- spaces
+
+
+def test_search_space_declared_pinned_overridden() -> None:
+    space, fixed = search_space("freeze-d", {}, True)
+    assert space == {
+        "layers": IntUniform(-4, -2),
+        **{f"train.{k}": v for k, v in TRAINER_SEARCH.items()},
+    }
+    assert fixed == {}
+    # a parameter given in the spec, or a [train] setting, is pinned: never searched
+    space, _ = search_space("freeze-d", {"layers": "2"}, True, pinned_train={"lr_d": 1e-3})
+    assert set(space) == {"train.lr_g"}
+    # the suite replaces a space, or fixes a value
+    space, fixed = search_space(
+        "freeze-d", {}, True, {"layers": "int-uniform(1, 2)", "train.lr_g": 3e-4}
+    )
+    assert space["layers"] == IntUniform(1, 2) and "train.lr_g" not in space
+    assert fixed == {"train.lr_g": 3e-4}
+    # methods that do not train search nothing
+    assert search_space("source-only", {}, False) == ({}, {})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"train.iters": "int-uniform(1, 9)"}, "equal budget"),
+        ({"train.batch_size": 4}, "equal budget"),
+        ({"nope": 1}, "has no parameter 'nope'"),
+        ({"train.nope": 1}, "not a trainer setting"),
+        ({"layers": "normal(0, 1)"}, "not a search distribution"),
+    ],
+)
+def test_bad_overrides_are_usage_errors(override: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        search_space("freeze-d", {}, True, override)
+
+
+def test_tune_table_is_checked_when_the_suite_loads() -> None:
+    with pytest.raises(UsageError, match="unknown key 'trails'"):
+        suite_from_mapping({"tune": {"trails": 3}}, "suite x")
+    with pytest.raises(UsageError, match="trials must be a positive integer"):
+        suite_from_mapping({"tune": {"trials": 0}}, "suite x")
+    settings = tune_settings(load_suite("tune").tune)
+    assert settings.trials >= 2 and settings.select_on == "validation"
+
+
+def test_list_shows_search_spaces() -> None:
+    result = gtbench("list", "method", "--json")
+    assert result.exit_code == 0
+    plugins = {p["name"]: p for p in json.loads(result.output)["plugins"]["method"]}
+    assert plugins["freeze-d"]["parameters"]["layers"]["search"] == "int-uniform(-4, -2)"
+    assert plugins["l2-sp"]["parameters"]["weight_g"]["search"] == "log-uniform(0.01, 1)"
+
+
+# --------------------------------------------------------------------------- trials
+
+
+def test_every_method_gets_the_same_seeded_trials_as_validation_cells() -> None:
+    suite, settings = _debug_suite(["finetune", "freeze-d", "source-only"])
+    plan = plan_trials(suite, settings)
+    by_method = {key[1]: trials for key, trials in plan.targets.items()}
+    assert [len(by_method[m]) for m in ("finetune", "freeze-d")] == [3, 3]
+    assert len(by_method["source-only"]) == 1  # nothing to tune
+    finetune = by_method["finetune"]
+    assert finetune[0].values == {} and "lr_g" not in finetune[0].train  # trial 0: defaults
+    assert set(finetune[1].values) == {"train.lr_g", "train.lr_d"}
+    assert finetune[1].values != finetune[2].values
+    lr = finetune[1].values["train.lr_g"]
+    assert LogUniform(5e-5, 8e-4).low <= lr <= 8e-4
+    freeze = by_method["freeze-d"]
+    assert all(isinstance(t.values["layers"], int) for t in freeze[1:])
+    for cell in plan.cells.cells:
+        assert cell["split"] == "validation" and cell["selection"] == "trial"
+        assert cell["eval"]["n_samples"] == 30 and cell["train"].get("iters", 2) == 2
+    assert len(plan.cells.cells) == 3 + 3 + 1
+    # the same plan twice: the same cells (resume works); another seed: other draws
+    again = plan_trials(suite, settings)
+    assert [c["run_id"] for c in again.cells.cells] == [c["run_id"] for c in plan.cells.cells]
+    other = plan_trials(suite, dataclasses.replace(settings, seed=1))
+    assert {c["run_id"] for c in other.cells.cells} & {c["run_id"] for c in plan.cells.cells}
+    assert {c["run_id"] for c in other.cells.cells} != {c["run_id"] for c in plan.cells.cells}
+    # trial cells never share a run_id with the suite's own cells
+    default_ids = {c["run_id"] for c in plan_suite(suite).cells}
+    assert not default_ids & {c["run_id"] for c in plan.cells.cells}
+
+
+def _fake_record(results: Path, run_id: str, cell: dict, fid: float, kid: float, ok=True):
+    record = {
+        "schema_version": cell["schema_version"],
+        "run_id": run_id,
+        "status": "ok" if ok else "failed",
+        "error": None if ok else "boom",
+        "source": cell["source"],
+        "method": cell["method"],
+        "dataset": cell["dataset"],
+        "shots": cell["shots"],
+        "seed": cell["seed"],
+        "eval": {**cell["eval"], "n_reference": 40, "feature_dim": 16},
+        "metrics": {"fid": fid, "kid_mean": kid} if ok else {},
+    }
+    write_record(results, record)
+
+
+def test_selection_uses_the_lowest_validation_score_and_skips_failed_trials(tmp_path) -> None:
+    suite, settings = _debug_suite(["finetune"], seeds=[0, 1])
+    plan = plan_trials(suite, settings)
+    ((key, trials),) = plan.targets.items()
+    cells = {c["run_id"]: c for c in plan.cells.cells}
+    scores = {0: (5.0, 4.0), 1: (1.0, 9.0), 2: (3.0, 3.0)}  # FID per seed
+    for trial in trials:
+        for seed, run_id in enumerate(trial.run_ids):
+            fid = scores[trial.index][seed]
+            _fake_record(
+                tmp_path, run_id, cells[run_id], fid, fid / 100, ok=trial.index != 1 or seed == 0
+            )
+    (selection,) = select(plan, str(tmp_path)).values()
+    # trial 1 has the lowest single FID but a failed seed: it is out; trial 2 wins on mean
+    assert selection.metric == "fid" and selection.trial.index == 2
+    assert [h["score"] for h in selection.history][0] == 4.5
+    assert selection.history[1]["statuses"] == ["ok", "failed"]
+    # FID not valid for the validation size: KID decides
+    kid = {0: 0.1, 1: 0.05, 2: 0.2}  # trial 1 would win on KID, but it failed a seed
+    for trial in trials:
+        for run_id in trial.run_ids:
+            record = load_record(tmp_path, run_id)
+            record["eval"]["feature_dim"] = 64  # >= the 40 validation images
+            if record["status"] == "ok":
+                record["metrics"]["kid_mean"] = kid[trial.index]
+            write_record(tmp_path, record)
+    (selection,) = select(plan, str(tmp_path)).values()
+    assert selection.metric == "kid" and selection.trial.index == 0
+
+    final = final_plan(plan, {key: selection})
+    assert len(final.cells) == len(suite.seeds)
+    for cell in final.cells:
+        assert cell["selection"] == "tuned-validation" and "split" not in cell
+        assert cell["eval"]["n_samples"] == 40  # the suite's evaluation, not the trials'
+        assert cell["tuning"]["trial_run_ids"] == sorted(c for t in trials for c in t.run_ids)
+        assert len(cell["tuning_history"]) == 3
+    # same configuration as the default cell, but its own run (never averaged with it)
+    assert not {c["run_id"] for c in final.cells} & {c["run_id"] for c in plan_suite(suite).cells}
+
+
+def test_select_on_evaluation_is_labelled_so() -> None:
+    suite, settings = _debug_suite(["finetune"], select_on="evaluation")
+    plan = plan_trials(suite, settings)
+    assert all("split" not in c for c in plan.cells.cells)
+    assert settings.label == "tuned-evaluation"
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _records(results: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(results.glob("runs/*/record.json"))]
+
+
+def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
+    args = ["tune", "--suite", "debug", "--datasets", DEBUG_VAL, "--methods", "finetune"]
+    result = gtbench(*args, "--trials", "2", *TINY, results=tmp_path)
+    assert result.exit_code == 0, result.output
+    records = _records(tmp_path)
+    trials = [r for r in records if r["selection"] == "trial"]
+    tuned = [r for r in records if r["selection"] == "tuned-validation"]
+    default = [r for r in records if r["selection"] == "default"]
+    assert (len(trials), len(tuned), len(default)) == (2, 1, 1)
+    for record in trials:  # measured on the 40 validation discs, never the evaluation set
+        assert record["split"] == "validation" and record["eval"]["n_reference"] == 40
+    for record in tuned + default:
+        assert record["split"] == "evaluation" and record["eval"]["n_reference"] == 120
+        assert record["eval"]["reference_key"] not in {t["eval"]["reference_key"] for t in trials}
+    history = tuned[0]["tuning"]["history"]
+    assert [h["trial"] for h in history] == [0, 1]
+    assert {h["run_ids"][0] for h in history} == {t["run_id"] for t in trials}
+    chosen = history[tuned[0]["tuning"]["selected_trial"]]
+    assert tuned[0]["hparams"]["train"]["lr_g"] == chosen["train"].get("lr_g", 2e-4)
+    # resume: nothing runs again
+    again = gtbench(*args, "--trials", "2", *TINY, results=tmp_path)
+    assert again.exit_code == 0 and "2 already done" in again.output
+
+
+def test_validation_target_at_the_source_format() -> None:
+    """Trials of animals-dcgan32 see the validation cats converted like the shots."""
+    from gtbench.runner import MatchedTarget
+
+    dataset = make_plugin("dataset", plugin_ref("dataset", "animals-cat:res=28"))
+    trial = MatchedTarget(dataset, 32, 1, "validation")
+    final = MatchedTarget(dataset, 32, 1)
+    assert trial.info.validation == 200
+    validation = trial.evaluation_images()
+    assert validation.shape[1:] == (1, 32, 32)
+    assert len(validation) == len(dataset.validation_indices())
+    assert not set(image_sha256s(validation)) & set(image_sha256s(final.evaluation_images()))
+
+
+@pytest.mark.slow
+def test_tune_on_a_batchnorm_source(tmp_path: Path) -> None:
+    """animals-dcgan32 (BatchNorm) on animals-cat: trials see the 200 validation cats."""
+    args = [
+        "tune", "--suite", "default", "--methods", "freeze-d", "--extractor", "debug",
+        "--trials", "2", "--no-defaults", *TINY,
+    ]  # fmt: skip
+    result = gtbench(*args, results=tmp_path)
+    assert result.exit_code == 0, result.output
+    records = _records(tmp_path)
+    trials = [r for r in records if r["selection"] == "trial"]
+    assert len(trials) == 2
+    assert {r["hparams"]["method"]["layers"] for r in trials} <= {-4, -3, -2}
+    dataset = make_plugin("dataset", plugin_ref("dataset", "animals-cat"))
+    assert {r["eval"]["n_reference"] for r in trials} == {len(dataset.validation_indices())}
+    (tuned,) = [r for r in records if r["selection"] == "tuned-validation"]
+    assert tuned["eval"]["n_reference"] == len(dataset.evaluation_images())
+    assert TuneSettings().trials == 4
