@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gtbench.api import Method, Parameter, Phase
+from gtbench.api import Method, Parameter, Phase, Uniform
 
 from .adam import output_axis
 
@@ -86,6 +86,7 @@ class RICK(Method):
             40.0,
             "percentile of filter Fisher above which a filter is frozen until the next "
             "estimate (--fisher_quantile 40, Babies; 85 for AFHQ-Cat)",
+            search=Uniform(25.0, 90.0),
         ),
         "prune_quantile": Parameter(
             0.1,
