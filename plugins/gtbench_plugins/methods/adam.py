@@ -1,16 +1,23 @@
 """AdAM (Zhao et al., NeurIPS 2022): adaptation-aware kernel modulation.
 
-Which source kernels matter for the *target* is measured before adapting them:
+Which source kernels matter for the *target* is measured before adapting them, in two
+phases of the shared trainer inside one counted budget:
 
-1. *Importance probing.* Every generator kernel W gets a rank-1 multiplicative
-   modulation W ⊙ (1 + u vᵀ) (u over output filters, v over the rest, both 1e-7·randn).
-   With W frozen, only (u, v) and D's final block train for a few iterations on the
-   target; then the Fisher information (mean squared gradient of the generator's
-   adversarial loss, one sample at a time) of u and v scores each output filter:
-   F(u_o) + mean(F(v)).
-2. *Adaptation.* Filters scoring above the ``quantile``-th percentile (pooled over all
-   conv kernels, and separately over all linear ones) keep W frozen and adapt only
-   through a fresh modulation; the other filters are fine-tuned directly.
+1. ``probe``: every generator kernel W gets a rank-1 multiplicative modulation
+   W ⊙ (1 + u vᵀ) (u over output filters, v over the rest, both 1e-7·randn). With W
+   frozen, only (u, v) and D's final block train; then the Fisher information (mean
+   squared gradient of the generator's adversarial loss, one sample at a time) of u and v,
+   taken with the *probed* G and D, scores each output filter: F(u_o) + mean(F(v)). G and
+   D then go back to their state before the probe (the authors restart adaptation from
+   the source checkpoint).
+2. ``main`` (fresh optimisers, fresh EMA): filters scoring above the ``quantile``-th
+   percentile (pooled over all conv kernels, and separately over all linear ones) keep W
+   frozen and adapt only through a fresh modulation; the other filters are fine-tuned.
+
+u and v have a learning rate of their own (``param_groups``): starting at 1e-7, they
+must grow before F(u), F(v) or the modulation mean anything, which the authors' Adam
+(lr 0.0016 over 500 + 1500 iterations) allows and the trainer's lr over a few hundred
+steps does not. ``uv_lr = 0`` calibrates it per phase to the same maximum travel.
 
 Facts from yunqing-me/AdAM (``_style_gan/AdAM_importance_probing.py``,
 ``AdAM_main_adaptation.py``, ``_bash_importance_probing.sh``): probing
@@ -25,19 +32,18 @@ layers, activation biases and noise strengths stay frozen; ``--iter 1500``,
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gtbench.api import Generator, Method, Parameter
+from gtbench.api import Generator, Method, Parameter, Phase, Uniform
 
 if TYPE_CHECKING:
-    from gtbench.api import TrainContext
+    from gtbench.api import TrainContext, TrainStep
 
 INIT_SCALE = 1e-7  # u_vector / v_vector init in the authors' KML modules
 
@@ -94,10 +100,50 @@ def original(module: nn.Module, tensor_name: str) -> nn.Parameter:
     return module.parametrizations[tensor_name].original
 
 
-class _Probe(Method):
-    """Plain shared-trainer steps for the probing phase (what trains is set by AdAM)."""
+# The authors' Adam: lr 0.002 × g_reg_ratio 4/5 for u, v, over 500 probing and 1500
+# adaptation iterations (Babies): each entry can move at most ≈ lr × iterations.
+AUTHORS_UV_LR = 0.002 * 4 / 5
+AUTHORS_STEPS = {"probe": 500, "main": 1500}
+UV_LR_CAP = 0.05  # tiny budgets (tests, smoke runs) would otherwise get a huge lr
 
-    name = "adam-probe"
+
+def filter_importance(
+    generator: nn.Module, discriminator: nn.Module, mods: list, latents: torch.Tensor
+) -> list[torch.Tensor]:
+    """Per-filter importance F(u_o) + mean(F(v)) of every modulated kernel, F = mean over
+    single-image draws (``latents``, one per row) of the squared gradient of
+    softplus(−D(G(z))), both networks in eval mode (restored afterwards)."""
+    vectors = [t for _, _, _, mod in mods for t in (mod.u, mod.v)]
+    fisher = [torch.zeros_like(t) for t in vectors]
+    g_mode, d_mode = generator.training, discriminator.training
+    generator.eval()
+    discriminator.eval()
+    try:
+        for z in latents:
+            logit = discriminator(generator(z.unsqueeze(0))).reshape(1, -1).mean()
+            grads = torch.autograd.grad(F.softplus(-logit), vectors, allow_unused=True)
+            for acc, grad in zip(fisher, grads, strict=True):
+                if grad is not None:
+                    acc.add_(grad.detach().square())
+    finally:
+        generator.train(g_mode)
+        discriminator.train(d_mode)
+    n = max(len(latents), 1)
+    return [fisher[2 * k] / n + (fisher[2 * k + 1] / n).mean() for k in range(len(mods))]
+
+
+def modulation_size(mods: list) -> tuple[float, float]:
+    """(max, mean) of |u_o v_j| over the important filters' entries (0, 0 if none)."""
+    largest, total, count = 0.0, 0.0, 0
+    for *_, mod in mods:
+        rows = mod.important
+        if not bool(rows.any()):
+            continue
+        size = torch.outer(mod.u.detach()[rows], mod.v.detach()).abs()
+        largest = max(largest, float(size.max()))
+        total += float(size.sum())
+        count += size.numel()
+    return largest, (total / count if count else 0.0)
 
 
 class AdAM(Method):
@@ -109,8 +155,9 @@ class AdAM(Method):
         "Adaptation-Aware Kernel Modulation, NeurIPS 2022"
     )
     code = "github.com/yunqing-me/AdAM (AdAM_importance_probing.py, AdAM_main_adaptation.py)"
-    # Probing needs *a* D; with a fresh one (G-only sources) only its last block has
-    # trained before the Fisher estimate: it runs, with a weaker importance signal.
+    version = "2"
+    # Probing needs *a* D; with a fresh one (G-only sources) the trainer's warm-up has
+    # trained it before probing, and D's last block trains during the probe.
     requires_discriminator = False
     example_params: ClassVar = {"fisher_samples": 16}
     parameters: ClassVar = {
@@ -118,15 +165,22 @@ class AdAM(Method):
             50.0,
             "percentile of filter importance above which W is frozen + modulated "
             "(--fisher_quantile 50, Babies; 75 for AFHQ-Cat)",
+            search=Uniform(25.0, 90.0),
         ),
-        "probe_iters": Parameter(500, "probing iterations (--fisher_iter 500)"),
+        "probe_iters": Parameter(500, "probing steps (--fisher_iter 500)"),
         "probe_max_fraction": Parameter(
-            1 / 3,
-            "cap probing at this fraction of the adaptation budget (the authors' "
-            "500 probing : 1500 adaptation iterations)",
+            0.25,
+            "cap probing at this fraction of the method's steps (the authors' 500 probing "
+            "of 2000 = 500 + 1500 iterations in all)",
         ),
         "fisher_samples": Parameter(
             1000, "single-image Fisher samples (--num_batch_fisher 250 x batch 4)"
+        ),
+        "uv_lr": Parameter(
+            0.0,
+            "learning rate of u, v; 0 = calibrated per phase so that u, v can travel as far "
+            "as under the authors' schedule: 0.0016 × (500 probe | 1500 adaptation "
+            "iterations) / this phase's steps, at most 0.05",
         ),
         "skip_blocks": Parameter(
             "mapping",
@@ -156,22 +210,41 @@ class AdAM(Method):
         return generator
 
     # ------------------------------------------------------------------ phases
-    def fit(self, ctx: TrainContext) -> None:
-        from gtbench.api import train
+    def probe_steps(self, method_steps: int) -> int:
+        cap = math.floor(float(self.params["probe_max_fraction"]) * method_steps)
+        return max(0, min(int(self.params["probe_iters"]), cap))
 
-        ctx.generator = self.prepare_generator(ctx.generator).to(ctx.device)
+    def setup(self, ctx: TrainContext) -> None:
         mods = modulations(ctx.generator)
         if not mods:
             raise ValueError("adam: the generator has no kernel to modulate")
-        probe_iters = min(
-            int(self.params["probe_iters"]),
-            math.floor(float(self.params["probe_max_fraction"]) * ctx.config.iters),
+        if ctx.discriminator is None:
+            raise ValueError("adam needs a discriminator (pretrained or fresh)")
+        probe = self.probe_steps(ctx.method_steps)
+        ctx.state["adam_probe_iters"] = probe
+        ctx.state["adam_uv_lr"] = {
+            name: self.uv_lr(steps, name)
+            for name, steps in (("probe", probe), ("main", ctx.method_steps - probe))
+        }
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.rng))
+        n = max(int(self.params["fisher_samples"]), 1)
+        ctx.state["adam_fisher_latents"] = ctx.generator.sample_latent(
+            n, generator=torch.Generator().manual_seed(seed), device=ctx.device
         )
-        self.probe(ctx, mods, probe_iters)
-        importance = self.fisher_importance(ctx, mods)
-        self.decide(ctx, mods, importance)
-        ctx.state["adam_probe_iters"] = probe_iters
-        train(ctx, self)
+
+    def uv_lr(self, steps: int, phase: str = "main") -> float:
+        if self.params["uv_lr"] > 0:
+            return float(self.params["uv_lr"])
+        if steps <= 0:
+            return 0.0
+        return min(AUTHORS_UV_LR * AUTHORS_STEPS[phase] / steps, UV_LR_CAP)
+
+    def phases(self, ctx: TrainContext) -> list[Phase]:
+        """``probe`` (W frozen, every kernel modulated; u, v and D's last block train),
+        then ``main`` with fresh optimisers and a fresh EMA (the probe must not leak)."""
+        probe = ctx.state["adam_probe_iters"]
+        main = Phase("main", new_optimizers=True, reset_ema=True)
+        return [Phase("probe", probe), main] if probe > 0 else [main]
 
     def _init_uv(self, ctx: TrainContext, mods: list) -> None:
         for _, _, _, mod in mods:
@@ -180,65 +253,72 @@ class AdAM(Method):
                     noise = torch.randn(vector.shape, generator=ctx.rng)
                     vector.copy_(INIT_SCALE * noise.to(vector.device))
 
-    def probe(self, ctx: TrainContext, mods: list, iters: int) -> None:
-        """Train only every kernel's modulation (W frozen) and D's last block for
-        ``iters`` steps; D is restored to its starting state afterwards."""
-        from gtbench.api import train
-
-        generator, discriminator = ctx.generator, ctx.discriminator
-        if discriminator is None:
-            raise ValueError("adam needs a discriminator (pretrained or fresh)")
+    def _start_probe(self, ctx: TrainContext, mods: list) -> None:
+        """Every filter modulated, W frozen, fresh u, v; D's last block alone trains."""
+        assert ctx.discriminator is not None
+        ctx.state["adam_restore"] = {
+            "g": copy.deepcopy(ctx.generator.state_dict()),
+            "d": copy.deepcopy(ctx.discriminator.state_dict()),
+            "d_flags": [p.requires_grad for p in ctx.discriminator.parameters()],
+        }
         self._init_uv(ctx, mods)
         for _, _, _, mod in mods:
             mod.important.fill_(True)
-        for parameter in generator.parameters():
+        for parameter in ctx.generator.parameters():
             parameter.requires_grad_(False)
         for _, _, _, mod in mods:
             mod.u.requires_grad_(True)
             mod.v.requires_grad_(True)
-        if iters <= 0:
-            return
-        d_state = copy.deepcopy(discriminator.state_dict())
-        d_flags = [p.requires_grad for p in discriminator.parameters()]
-        for parameter in discriminator.parameters():
+        for parameter in ctx.discriminator.parameters():
             parameter.requires_grad_(False)
-        for parameter in discriminator.named_blocks()[-1][1].parameters():
+        for parameter in ctx.discriminator.named_blocks()[-1][1].parameters():
             parameter.requires_grad_(True)
-        config, progress = ctx.config, ctx.progress
-        ctx.config, ctx.progress = dataclasses.replace(config, iters=iters), None
-        try:
-            train(ctx, _Probe())
-        finally:
-            ctx.config, ctx.progress = config, progress
-            discriminator.load_state_dict(d_state)
-            for parameter, flag in zip(discriminator.parameters(), d_flags, strict=True):
-                parameter.requires_grad_(flag)
 
-    def fisher_importance(self, ctx: TrainContext, mods: list) -> list[torch.Tensor]:
-        """Per-filter importance F(u_o) + mean(F(v)), F = mean over single-image draws of
-        the squared gradient of softplus(−D(G(z)))."""
-        generator, discriminator = ctx.generator, ctx.discriminator
-        assert discriminator is not None
-        vectors = [t for _, _, _, mod in mods for t in (mod.u, mod.v)]
-        fisher = [torch.zeros_like(t) for t in vectors]
-        g_mode, d_mode = generator.training, discriminator.training
-        generator.eval()
-        discriminator.eval()
-        n = max(int(self.params["fisher_samples"]), 1)
-        for _ in range(n):
-            z = generator.sample_latent(1, generator=ctx.rng, device=ctx.device)
-            logit = discriminator(generator(z)).reshape(1, -1).mean()
-            grads = torch.autograd.grad(F.softplus(-logit), vectors, allow_unused=True)
-            for acc, grad in zip(fisher, grads, strict=True):
-                if grad is not None:
-                    acc.add_(grad.detach().square())
-        generator.train(g_mode)
-        discriminator.train(d_mode)
-        importance = []
-        for k in range(len(mods)):
-            f_u, f_v = fisher[2 * k] / n, fisher[2 * k + 1] / n
-            importance.append(f_u + f_v.mean())
-        return importance
+    def on_phase_start(self, ctx: TrainContext, phase: Phase) -> None:
+        mods = modulations(ctx.generator)
+        if phase.name == "probe":
+            self._start_probe(ctx, mods)
+            return
+        if phase.name != "main":
+            return
+        if "adam_importance" not in ctx.state:  # no probing steps: score the source as is
+            self._start_probe(ctx, mods)
+            self._score_and_restore(ctx, mods)
+        # adaptation: kernels (fine-tuned rows) and modulations train; biases, noise
+        # strengths, normalisation and skipped blocks stay frozen, as in AdAM
+        for parameter in ctx.generator.parameters():
+            parameter.requires_grad_(False)
+        for _, module, tensor_name, mod in mods:
+            original(module, tensor_name).requires_grad_(True)
+            mod.u.requires_grad_(True)
+            mod.v.requires_grad_(True)
+        ctx.state["adam_uv_start"] = {
+            f"{path}.{t}": (mod.u.detach().clone(), mod.v.detach().clone())
+            for path, _, t, mod in mods
+        }
+
+    def on_phase_end(self, ctx: TrainContext, phase: Phase) -> None:
+        mods = modulations(ctx.generator)
+        if phase.name == "probe":
+            self._score_and_restore(ctx, mods)
+        elif phase.name == "main":
+            ctx.state["adam_uv_size"] = modulation_size(mods)
+
+    def _score_and_restore(self, ctx: TrainContext, mods: list) -> None:
+        """Importance from the *probed* G and D; then both go back to their state before
+        the probe (as the authors restart adaptation from the source checkpoint) and the
+        important filters get a fresh modulation."""
+        assert ctx.discriminator is not None
+        ctx.state["adam_probe_uv_size"] = modulation_size(mods)
+        importance = filter_importance(
+            ctx.generator, ctx.discriminator, mods, ctx.state["adam_fisher_latents"]
+        )
+        restore = ctx.state.pop("adam_restore")
+        ctx.generator.load_state_dict(restore["g"])
+        ctx.discriminator.load_state_dict(restore["d"])
+        for parameter, flag in zip(ctx.discriminator.parameters(), restore["d_flags"], strict=True):
+            parameter.requires_grad_(flag)
+        self.decide(ctx, mods, importance)
 
     def decide(self, ctx: TrainContext, mods: list, importance: list[torch.Tensor]) -> None:
         """Important filters: above the quantile of their kind (conv or linear)."""
@@ -256,27 +336,37 @@ class AdAM(Method):
             for (path, _, t, _), imp in zip(mods, importance, strict=True)
         }
 
-    def setup(self, ctx: TrainContext) -> None:
-        """Only kernels (fine-tuned rows) and modulations train; everything else in G
-        (biases, noise strengths, skipped blocks) stays frozen, as in AdAM."""
+    def param_groups(self, ctx: TrainContext, network: str) -> list[dict[str, Any]]:
+        """G: u, v in a group of their own with the calibrated ``uv_lr``; the rest at
+        ``lr_g``. D: the default."""
+        if network != "g":
+            return super().param_groups(ctx, network)
         mods = modulations(ctx.generator)
-        for parameter in ctx.generator.parameters():
-            parameter.requires_grad_(False)
-        for _, module, tensor_name, mod in mods:
-            original(module, tensor_name).requires_grad_(True)
-            mod.u.requires_grad_(True)
-            mod.v.requires_grad_(True)
-        ctx.state["adam_uv_start"] = {
-            f"{path}.{t}": (mod.u.detach().clone(), mod.v.detach().clone())
-            for path, _, t, mod in mods
-        }
+        uv = [t for *_, mod in mods for t in (mod.u, mod.v)]
+        ids = {id(t) for t in uv}
+        rest = [p for p in ctx.generator.parameters() if id(p) not in ids]
+        phase = ctx.phase.name if ctx.phase is not None else "main"
+        lr = ctx.state["adam_uv_lr"].get(phase, ctx.state["adam_uv_lr"]["main"])
+        return [{"params": rest}, {"params": uv, "lr": lr}]
+
+    def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
+        if step.phase == "g" and step.stage in ("probe", "main"):
+            ctx.log("adam_uv_max", modulation_size(modulations(ctx.generator))[0])
 
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
         mods = modulations(ctx.generator)
         important = sum(int(mod.important.sum()) for *_, mod in mods)
         total = sum(mod.important.numel() for *_, mod in mods)
+        probe_max, _ = ctx.state.get("adam_probe_uv_size", (0.0, 0.0))
+        uv_max, uv_mean = ctx.state.get("adam_uv_size", modulation_size(mods))
+        lrs = ctx.state.get("adam_uv_lr", {})
         return {
             "adam_modulated_filters": float(important),
             "adam_filters": float(total),
             "adam_probe_iters": float(ctx.state.get("adam_probe_iters", 0)),
+            "adam_uv_lr_probe": float(lrs.get("probe", 0.0)),
+            "adam_uv_lr_main": float(lrs.get("main", 0.0)),
+            "adam_probe_uv_max": probe_max,
+            "adam_uv_max": uv_max,
+            "adam_uv_mean": uv_mean,
         }

@@ -1,56 +1,114 @@
-"""AdAM: finite Fisher importance; important kernels bitwise frozen while their
-modulation trains; the other kernels fine-tuned."""
+"""AdAM: a ``probe`` phase inside the budget, importance from the *probed* G and D, then
+both restored; important kernels bitwise frozen while their modulation trains (and moves);
+the other kernels fine-tuned. On the debug source and a BatchNorm source."""
 
 from __future__ import annotations
 
+import copy
+import csv
+
+import pytest
 import torch
 
 from gtbench import registry
-from gtbench_plugins.methods.adam import modulations, original
+from gtbench_plugins.methods.adam import filter_importance, modulations, original
 
-from ._helpers import debug_context
+from ._helpers import bn_context, debug_context, snapshot
+
+CONTEXTS = {"debug": debug_context, "animals-dcgan32": bn_context}
 
 
-def test_importance_freezing_and_modulation() -> None:
-    ctx = debug_context(iters=6)
-    source = {k: v.clone() for k, v in ctx.generator.state_dict().items()}
-    method = registry.methods().create("adam:probe_iters=2,fisher_samples=4")
+class Recording(registry.methods().get("adam")):  # type: ignore[misc]
+    """Keeps copies of G and D as the probe ends (before AdAM scores and restores them)
+    and of D as the main phase starts."""
+
+    def on_phase_end(self, ctx, phase) -> None:  # noqa: ANN001
+        if phase.name == "probe":
+            self.probed = copy.deepcopy(ctx.generator), copy.deepcopy(ctx.discriminator)
+        super().on_phase_end(ctx, phase)
+
+    def on_phase_start(self, ctx, phase) -> None:  # noqa: ANN001
+        super().on_phase_start(ctx, phase)
+        if phase.name == "main":
+            self.d_at_main = snapshot(ctx.discriminator)
+
+
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_importance_freezing_and_modulation(source: str, tmp_path) -> None:  # noqa: ANN001
+    ctx = CONTEXTS[source](iters=8, check_every=2)
+    ctx.log_path = tmp_path / "train_log.csv"
+    start = {k: v.clone() for k, v in ctx.generator.state_dict().items()}
+    method = registry.methods().create("adam:fisher_samples=4")
     method.fit(ctx)
-    assert ctx.state["adam_probe_iters"] == 2
+    assert ctx.state["adam_probe_iters"] == 2  # 1/4 of the 8 steps, inside the budget
+    assert ctx.g_steps == 8 and ctx.d_steps == 8
+    with ctx.log_path.open() as handle:
+        assert [r["phase"] for r in csv.DictReader(handle)] == ["probe", "main", "main", "main"]
     importance = ctx.state["adam_importance"]
-    assert importance and all(
-        bool(torch.isfinite(v).all()) and bool((v >= 0).all()) for v in importance.values()
-    )
+    assert all(bool(torch.isfinite(v).all()) and bool((v >= 0).all()) for v in importance.values())
     assert sum(float(v.sum()) for v in importance.values()) > 0
-    mods = modulations(ctx.generator)
-    assert len(mods) == 4  # fc, up8, up16, to_rgb kernels of the debug generator
     n_important = n_tuned = 0
-    for path, module, name, mod in mods:
-        weight = original(module, name).detach()
-        start = source[f"{path}.{name}"]
+    for path, module, name, mod in modulations(ctx.generator):
+        weight = original(module, name).detach().movedim(mod.out_axis, 0)
+        begin = start[f"{path}.{name}"].movedim(mod.out_axis, 0)
         rows = mod.important
         n_important += int(rows.sum())
         n_tuned += int((~rows).sum())
-        assert torch.equal(weight[rows], start[rows]), f"{path}: important kernels changed"
+        assert torch.equal(weight[rows], begin[rows]), f"{path}: important kernels changed"
         if (~rows).any():
-            assert not torch.equal(weight[~rows], start[~rows]), f"{path}: nothing tuned"
+            assert not torch.equal(weight[~rows], begin[~rows]), f"{path}: nothing tuned"
         if rows.any():
             u0, v0 = ctx.state["adam_uv_start"][f"{path}.{name}"]
             assert not torch.equal(mod.u.detach()[rows], u0[rows])
             assert not torch.equal(mod.v.detach(), v0)
     assert n_important > 0 and n_tuned > 0
-    metrics = method.extra_metrics(ctx)
-    assert metrics["adam_modulated_filters"] == n_important
-    # biases stay frozen, as in AdAM
-    assert torch.equal(ctx.generator.blocks["up8"][1].bias, source["blocks.up8.1.bias"])
+    assert method.extra_metrics(ctx)["adam_modulated_filters"] == n_important
+    # everything but kernels and modulations stays frozen (biases, BatchNorm scale/shift)
+    for key, value in ctx.generator.state_dict().items():
+        if key.endswith(("bias", "norm.weight")) or (".1.weight" in key and value.ndim == 1):
+            assert torch.equal(value, start[key]), key
+
+
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_importance_comes_from_the_probed_networks(source: str) -> None:
+    ctx = CONTEXTS[source](iters=8, lr_d=0.05)
+    d_source = snapshot(ctx.discriminator)
+    method = Recording(fisher_samples=6)
+    method.fit(ctx)
+    probed_g, probed_d = method.probed
+    # the probe trained D's last block, and D was restored before the main phase
+    assert any(not torch.equal(p, d_source[k]) for k, p in snapshot(probed_d).items())
+    assert all(torch.equal(p, d_source[k]) for k, p in method.d_at_main.items())
+    latents = ctx.state["adam_fisher_latents"]
+    mods = modulations(probed_g)
+    stored = list(ctx.state["adam_importance"].values())
+    with_probed = filter_importance(probed_g, probed_d, mods, latents)
+    with_source_d = filter_importance(probed_g, ctx.source_discriminator, mods, latents)
+    assert all(torch.equal(a, b) for a, b in zip(stored, with_probed, strict=True))
+    assert not all(torch.allclose(a, b) for a, b in zip(stored, with_source_d, strict=True))
+
+
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_calibrated_modulation_moves(source: str) -> None:
+    """With the calibrated u, v learning rate |u vᵀ| leaves its 1e-14 start by orders of
+    magnitude; at the trainer's lr (the old behaviour) it stays tiny."""
+    sizes = {}
+    for spec in ("adam:fisher_samples=2", "adam:fisher_samples=2,uv_lr=0.0002"):
+        ctx = CONTEXTS[source](iters=16)
+        method = registry.methods().create(spec)
+        method.fit(ctx)
+        sizes[spec] = method.extra_metrics(ctx)["adam_uv_max"]
+    calibrated, plain = sizes.values()
+    assert calibrated > 1e-3
+    assert calibrated > 100 * plain
 
 
 def test_rebuilt_generator_loads_the_adapted_weights() -> None:
-    ctx = debug_context(iters=3)
-    method = registry.methods().create("adam:probe_iters=1,fisher_samples=2")
+    ctx = debug_context(iters=4)
+    method = registry.methods().create("adam:fisher_samples=2")
     method.fit(ctx)
     fresh = registry.sources().create("debug").load(pretrained=True).generator
     rebuilt = method.prepare_generator(fresh)
     rebuilt.load_state_dict(ctx.g_ema.state_dict())
     z = ctx.g_ema.sample_latent(2)
-    assert torch.equal(rebuilt.eval()(z), ctx.g_ema(z))
+    assert torch.equal(rebuilt.eval()(z), ctx.g_ema.eval()(z))
