@@ -243,6 +243,7 @@ def test_selection_uses_the_lowest_validation_score_and_skips_failed_trials(tmp_
         assert cell["eval"]["n_samples"] == 40  # the suite's evaluation, not the trials'
         assert cell["tuning"]["trial_run_ids"] == sorted(c for t in trials for c in t.run_ids)
         assert len(cell["tuning_history"]) == 3
+        assert cell["tuning"]["searched"] == ["train.lr_d", "train.lr_g"]
     # same configuration as the default cell, but its own run (never averaged with it)
     assert not {c["run_id"] for c in final.cells} & {c["run_id"] for c in plan_suite(suite).cells}
 

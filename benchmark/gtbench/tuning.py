@@ -463,6 +463,9 @@ def final_plan(plan: TuningPlan, selections: dict[tuple[Any, ...], Selection]) -
                 "trials": len(plan.targets[key]),
                 "trial_seeds": list(plan.settings.seeds),
                 "selected_trial": selection.trial.index,
+                # what tuning chose ("train.lr_g", a method parameter): the leaderboard
+                # may leave these out of a row's training protocol, keeping the budget
+                "searched": sorted(plan.spaces[key[1]]),
                 "trial_run_ids": trial_ids,
             }
             _rehash(cell)
