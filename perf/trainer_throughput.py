@@ -1,7 +1,8 @@
 """Trainer throughput against a bare PyTorch loop doing the same updates, side by side.
 
 Both train the same DCGAN (32 px, the animals-dcgan32 architecture, fresh weights) with
-the same batch, losses (non-saturating logistic + lazy R1 every 4 steps), Adam and EMA.
+the same batch, shot flips, losses (non-saturating logistic + lazy R1 every 4 steps in a D
+pass of its own on the un-augmented reals), Adam and EMA (ramped up: from scratch).
 Rounds alternate between the two so machine noise hits both alike; the median round is
 reported. Also counts the FLOPs of one step (torch.utils.flop_counter) and compares the
 achieved FLOP/s with this machine's peak matmul FLOP/s measured in the same run.
@@ -34,7 +35,9 @@ def networks():
 
 def harness_round(real: torch.Tensor, config: TrainConfig) -> float:
     generator, discriminator = networks()
-    ctx = build_context(generator, discriminator, real, config, 0, torch.device("cpu"))
+    ctx = build_context(
+        generator, discriminator, real, config, 0, torch.device("cpu"), from_pretrained=False
+    )
     start = time.perf_counter()
     train(ctx, Method())
     return time.perf_counter() - start
@@ -46,18 +49,18 @@ def bare_step(g, d, g_ema, opt_g, opt_d, real, config, index, rng):
     with torch.no_grad():
         fake = g(z)
     x = real[torch.randint(len(real), (batch,), generator=rng)]
-    r1_step = index % config.r1_every == 0
-    x = x.detach().requires_grad_(r1_step)
+    mirror = torch.rand((batch,), generator=rng) < 0.5
+    x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(3), x)
     d_real = d(x).flatten(1).mean(1)
     d_fake = d(fake).flatten(1).mean(1)
     loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
-    if r1_step:
-        (grad,) = torch.autograd.grad(d_real.sum(), x, create_graph=True)
-        loss_d = loss_d + grad.square().flatten(1).sum(1).mean() * (
-            config.r1_gamma / 2 * config.r1_every
-        )
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward(inputs=list(d.parameters()))
+    if config.r1_gamma > 0 and index % config.r1_every == 0:
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(d(x).flatten(1).mean(1).sum(), x, create_graph=True)
+        r1 = grad.square().flatten(1).sum(1).mean() * (config.r1_gamma / 2 * config.r1_every)
+        r1.backward(inputs=list(d.parameters()))
     opt_d.step()
     z = torch.randn((batch, *g.latent_shape), generator=rng)
     loss_g = F.softplus(-d(g(z)).flatten(1).mean(1)).mean()
