@@ -22,6 +22,7 @@ from gtbench.evaluation import (
     intra_cluster_diversity,
     load_feature_extractor,
     memorisation_metrics,
+    reference_cache_path,
     reference_features,
 )
 from gtbench_plugins.datasets.debug import DebugDataset
@@ -186,9 +187,11 @@ def test_reference_cache_hits_then_misses_when_the_content_changes(generator, tm
     changed[index] = 255 - changed[index]  # one evaluation image differs; same name and size
     third = run(generator, ArrayDataset(changed), tmp_path)
     assert third.settings["reference_cache"] == "miss"
-    assert third.settings["reference_cache_file"] != first.settings["reference_cache_file"]
+    assert third.settings["reference_key"] != first.settings["reference_key"]
     assert third.metrics["fid"] != first.metrics["fid"]
-    assert len(list(tmp_path.glob("reference-*.pt"))) == 2
+    assert len(list(tmp_path.glob("reference/*.pt"))) == 2
+    for result in (first, third):  # entries are named by their key; records hold the key
+        assert reference_cache_path(tmp_path, result.settings["reference_key"]).is_file()
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file
 
 
@@ -200,7 +203,7 @@ def cached_reference(dataset: Dataset, cache_dir: Path) -> tuple[torch.Tensor, d
 @pytest.mark.parametrize("garbage", [b"", b"not a torch file", b"PK\x03\x04truncated"])
 def test_corrupt_cache_file_is_recomputed_not_fatal(tmp_path, garbage):
     features, info = cached_reference(make_dataset(), tmp_path)
-    Path(info["reference_cache_file"]).write_bytes(garbage)
+    reference_cache_path(tmp_path, info["reference_key"]).write_bytes(garbage)
     again, info = cached_reference(make_dataset(), tmp_path)
     assert info["reference_cache"] == "miss"
     assert torch.equal(again, features)
@@ -209,7 +212,7 @@ def test_corrupt_cache_file_is_recomputed_not_fatal(tmp_path, garbage):
 
 def test_cache_entry_with_wrong_content_is_not_read(tmp_path):
     _, info = cached_reference(make_dataset(), tmp_path)
-    path = Path(info["reference_cache_file"])
+    path = reference_cache_path(tmp_path, info["reference_key"])
     payload = torch.load(path, weights_only=True)
     payload["features"] = payload["features"][:5]  # a truncated entry under the right name
     torch.save(payload, path)

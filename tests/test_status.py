@@ -11,23 +11,31 @@ import sys
 
 from click.testing import CliRunner
 
+from gtbench.cells import SCHEMA_VERSION
+from gtbench.evaluation import PROTOCOL_VERSION
 from gtbench.leaderboard import PLAN_JSON
 from gtbench.records import atomic_write_text, run_dir, write_record
 from gtbench.runner import RUNNING, run_cell
 from gtbench.status import cell_states, status_command
+from gtbench.trainer import TRAINER_VERSION
 from tests.plugins.launchers.common import debug_plan
 
 
-def _record(run_id: str, status: str) -> dict:
-    ref = {"name": "debug", "params": {}}
+def _record(run_id: str, status: str, seed: int = 0, method_version: str = "1") -> dict:
+    """A record made by the installed code (current), unless told otherwise."""
+    ref = {"name": "debug", "params": {}, "version": "1"}
     return {
+        "schema_version": SCHEMA_VERSION,
+        "protocol_version": PROTOCOL_VERSION,
+        "trainer_version": TRAINER_VERSION,
         "run_id": run_id,
         "status": status,
         "source": ref,
-        "method": ref,
+        "method": {"name": "finetune", "params": {}, "version": method_version},
         "dataset": ref,
+        "eval": {"extractor": ref},
         "shots": 10,
-        "seed": 0,
+        "seed": seed,
         "error": "boom" if status != "ok" else None,
     }
 
@@ -43,7 +51,11 @@ def test_states_of_a_results_folder(tmp_path):
     atomic_write_text(tmp_path / PLAN_JSON, json.dumps({"cells": cells, "skipped": []}))
     write_record(tmp_path, _record("done1", "ok"))
     write_record(tmp_path, _record("failed1", "failed"))
-    write_record(tmp_path, _record("older", "ok"))  # from an earlier sweep: still listed
+    write_record(tmp_path, _record("older", "ok", seed=1))  # from an earlier sweep: listed
+    write_record(tmp_path, _record("bumped", "ok", seed=2, method_version="0"))  # old method
+    schema1 = _record("schema1", "ok", seed=3)
+    del schema1["schema_version"]  # made before versions were part of run_id
+    write_record(tmp_path, schema1)
     _marker(tmp_path, "running1", os.getpid())
     finished = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -64,7 +76,12 @@ def test_states_of_a_results_folder(tmp_path):
         "pending1": "pending",
         "remote1": "running",
         "older": "done",
+        "bumped": "stale",
+        "schema1": "stale",
     }
+    reasons = {row["run_id"]: row["error"] for row in cell_states(tmp_path)}
+    assert "method finetune version 0 → 1" in reasons["bumped"]
+    assert "schema 1" in reasons["schema1"]
 
     result = CliRunner().invoke(status_command, ["--results", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
@@ -74,11 +91,13 @@ def test_states_of_a_results_folder(tmp_path):
         "running": 2,
         "interrupted": 1,
         "done": 2,
+        "stale": 2,
         "failed": 1,
         "diverged": 0,
     }
     table = CliRunner().invoke(status_command, ["--results", str(tmp_path)])
-    assert "7 cells" in table.output and "interrupted" in table.output
+    assert "9 cells" in table.output and "interrupted" in table.output
+    assert "2 stale" in table.output and "bumped" in table.output  # stale ones are listed
     assert "cell done1" not in table.output  # done cells only with --all
 
 

@@ -17,14 +17,34 @@ from gtbench.plugin import Dataset, Plugin, Source
 from gtbench.spec import PluginSpec, parse_spec
 from gtbench.suite import PluginRef, Suite
 
-SCHEMA_VERSION = 1
+# 2: run_id covers plugin, trainer and protocol versions, the dataset's content and the
+# extractor's identity; ``train``/``eval`` settings that cannot change a number are left out.
+SCHEMA_VERSION = 2
+
+
+def _identity_fields(cls: type) -> list[str]:
+    """Fields of a settings dataclass that can change a number; a field declared with
+    ``metadata={"identity": False}`` cannot (e.g. the evaluation batch size) and is left
+    out of ``run_id``."""
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("identity", True)]
+
+
+def eval_identity_fields() -> list[str]:
+    from gtbench.evaluation import EvalSettings
+
+    return _identity_fields(EvalSettings)
 
 
 def plugin_ref(kind: str, ref: PluginRef) -> dict[str, Any]:
-    """Resolve a plugin reference to ``{"name", "params"}`` with every default filled in."""
+    """Resolve a plugin reference to ``{"name", "params", "version"}``: every default
+    filled in, and the plugin class's ``version``."""
     spec = parse_spec(ref)
     instance = registry.registry(kind).create(spec)
-    return {"name": spec.name, "params": dict(sorted(instance.params.items()))}
+    return {
+        "name": spec.name,
+        "params": dict(sorted(instance.params.items())),
+        "version": str(type(instance).version),
+    }
 
 
 def make_plugin(kind: str, ref: dict[str, Any]) -> Any:
@@ -43,9 +63,26 @@ def describe(ref: dict[str, Any], kind: str) -> str:
     return str(PluginSpec(ref["name"], changed))
 
 
-def run_id_of(identity: dict[str, Any]) -> str:
+_NOT_IDENTITY = ("run_id", "keep_weights")
+
+
+def identity_of(cell: dict[str, Any]) -> dict[str, Any]:
+    """What a cell's ``run_id`` hashes: the whole cell except ``run_id``, ``keep_weights``
+    and the train/eval settings that cannot change a number."""
+    from gtbench.evaluation import EvalSettings
+    from gtbench.trainer import TrainConfig
+
+    identity = {k: v for k, v in cell.items() if k not in _NOT_IDENTITY}
+    for key, cls in (("train", TrainConfig), ("eval", EvalSettings)):
+        if isinstance(identity.get(key), dict):
+            dropped = {f.name for f in dataclasses.fields(cls)} - set(_identity_fields(cls))
+            identity[key] = {k: v for k, v in identity[key].items() if k not in dropped}
+    return identity
+
+
+def run_id_of(cell: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a cell's identity, shortened to 16 hex digits."""
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(identity_of(cell), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -87,15 +124,42 @@ def plan_suite(suite: Suite) -> Plan:
     parameters, and shot counts a dataset cannot provide — before anything trains."""
     plan = Plan()
     seen: set[str] = set()
+    hashes: dict[str, str] = {}  # content hashes and extractor identities, once per plan
     for part in suite.parts():
-        sub = _plan_part(part)
+        sub = _plan_part(part, hashes)
         plan.cells += [cell for cell in sub.cells if cell["run_id"] not in seen]
         seen.update(cell["run_id"] for cell in sub.cells)
         plan.skipped += sub.skipped
     return plan
 
 
-def _plan_part(suite: Suite) -> Plan:
+def _memo(hashes: dict[str, str], kind: str, ref: dict[str, Any], compute: Any) -> str:
+    key = f"{kind}:{json.dumps(ref, sort_keys=True, default=str)}"
+    if key not in hashes:
+        hashes[key] = compute()
+    return hashes[key]
+
+
+def extractor_identity(extractor: Any) -> str:
+    """The extractor's identity (its weights hash): fetches declared weights first when
+    they are not here yet, failing in one line when they cannot be obtained."""
+    from gtbench.errors import MissingAssetError
+
+    try:
+        return str(extractor.identity())
+    except MissingAssetError:
+        from gtbench.assets import fetch
+
+        for asset in type(extractor).assets:
+            fetch(asset)
+        return str(extractor.identity())
+
+
+def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
+    from gtbench.evaluation import PROTOCOL_VERSION
+    from gtbench.runner import matched_content_hash
+    from gtbench.trainer import TRAINER_VERSION
+
     shots = _check_ints("shots", suite.shots, 1)
     seeds = _check_ints("seeds", suite.seeds, 0)
     for what in ("sources", "methods", "datasets"):
@@ -105,6 +169,12 @@ def _plan_part(suite: Suite) -> Plan:
     methods = [plugin_ref("method", r) for r in suite.methods]
     datasets = [plugin_ref("dataset", r) for r in suite.datasets]
     extractor = plugin_ref("extractor", suite.extractor)
+    extractor["identity"] = _memo(
+        hashes,
+        "extractor",
+        extractor,
+        lambda: extractor_identity(make_plugin("extractor", extractor)),
+    )
     try:
         train = dataclasses.asdict(suite.train_config())
         evaluation = dataclasses.asdict(suite.eval_settings())
@@ -127,10 +197,11 @@ def _plan_part(suite: Suite) -> Plan:
     plan = Plan()
     for source_ref in sources:
         source: Source = make_plugin("source", source_ref)
+        info = source.info
         for method_ref in methods:
             method: Method = make_plugin("method", method_ref)
-            reason = method.incompatibility(source.info)
-            for dataset_ref in datasets:
+            reason = method.incompatibility(info)
+            for dataset_ref, dataset in zip(datasets, dataset_objects, strict=True):
                 if reason is not None:
                     plan.skipped.append(
                         Skipped(
@@ -141,19 +212,27 @@ def _plan_part(suite: Suite) -> Plan:
                         )
                     )
                     continue
+                # the target as this source sees it (its resolution and channels)
+                content = matched_content_hash(
+                    _memo(hashes, "dataset", dataset_ref, dataset.content_hash),
+                    info.resolution,
+                    info.channels,
+                )
                 for k, seed in itertools.product(shots, seeds):
-                    identity = {
+                    cell = {
                         "schema_version": SCHEMA_VERSION,
+                        "protocol_version": PROTOCOL_VERSION,
+                        "trainer_version": TRAINER_VERSION if method.trains() else None,
                         "source": source_ref,
                         "method": method_ref,
                         "dataset": dataset_ref,
+                        "dataset_content": content,
                         "shots": k,
                         "seed": seed,
                         "train": train if method.trains() else {},
                         "eval": {"extractor": extractor, **evaluation},
+                        "keep_weights": suite.keep_weights,
                     }
-                    cell = dict(
-                        identity, run_id=run_id_of(identity), keep_weights=suite.keep_weights
-                    )
+                    cell["run_id"] = run_id_of(cell)
                     plan.cells.append(cell)
     return plan

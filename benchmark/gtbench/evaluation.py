@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 CACHE_FORMAT = 1  # bump when the cache file layout or the feature pipeline changes
+# Part of every run_id: bump whenever a change to the evaluation can change a metric, so
+# records made under the older protocol are stale, never "done".
+PROTOCOL_VERSION = "1"
+REFERENCE_DIR = "reference"  # reference features: <cache>/reference/<reference_key>.pt
 DISTANCE = "cosine"  # 1 - cosine similarity, for memorisation and diversity
 DISTANCE_NOTE = "cosine distance (1 - cosine similarity) in the extractor's feature space"
 DIVERSITY_NOTE = (
@@ -89,7 +93,8 @@ class EvalSettings:
     n_samples: int = 1000
     kid_subset_size: int = 1000  # requested; used = min(requested, n_real, n_fake), recorded
     kid_subsets: int = 100
-    batch_size: int = 64  # does not change any result, only speed and memory
+    # does not change any result, only speed and memory: left out of run_id
+    batch_size: int = field(default=64, metadata={"identity": False})
 
 
 @dataclass
@@ -258,6 +263,11 @@ def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def reference_cache_path(cache_dir: str | Path, key: str) -> Path:
+    """Where the reference features of ``key`` (a record's ``eval.reference_key``) live."""
+    return Path(cache_dir) / REFERENCE_DIR / f"{key}.pt"
+
+
 def reference_features(
     dataset: Dataset,
     extractor: Extractor,
@@ -274,7 +284,7 @@ def reference_features(
     images = dataset.evaluation_images()
     fields = reference_key(dataset, images, extractor)
     digest = _digest(fields)
-    path = Path(cache_dir) / f"reference-{digest[:40]}.pt"
+    path = reference_cache_path(cache_dir, digest)
     features = _load_cached(path, digest, len(images))
     status = "hit"
     if features is None:
@@ -293,7 +303,8 @@ def reference_features(
             _save_atomic(path, payload)
         except OSError as error:  # a read-only cache slows the next run, nothing more
             log.warning("could not write reference cache %s: %s", path, error)
-    info = {"reference_cache": status, "reference_cache_file": str(path), "reference_key": digest}
+    # the key, not the file: a record names no path of the machine that made it
+    info = {"reference_cache": status, "reference_key": digest}
     return features, info
 
 

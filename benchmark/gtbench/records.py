@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 RECORD = "record.json"
+FAILED_RECORD = "record.failed.json"  # a failed rerun of a cell whose ok record is kept
 TRACEBACK = "traceback.txt"
 STATUSES = ("ok", "failed", "diverged")
 
@@ -57,12 +58,29 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_record(results_dir: str | Path, record: dict[str, Any]) -> Path:
-    """Write a cell's record atomically; returns its path."""
+    """Write a cell's record atomically; returns its path.
+
+    A failure never replaces a good result: when the cell already has an ``ok`` record
+    (a ``--force`` rerun), a ``failed``/``diverged`` record is written beside it as
+    ``record.failed.json``; an ``ok`` record removes such a leftover."""
     if record.get("status") not in STATUSES:
         raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
-    path = run_dir(results_dir, record["run_id"]) / RECORD
+    folder = run_dir(results_dir, record["run_id"])
+    path = folder / RECORD
+    if record["status"] != "ok" and has_ok_record(results_dir, record["run_id"]):
+        path = folder / FAILED_RECORD
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    if record["status"] == "ok":
+        (folder / FAILED_RECORD).unlink(missing_ok=True)
     return path
+
+
+def has_ok_record(results_dir: str | Path, run_id: str) -> bool:
+    """Whether the cell has a readable record with status ``ok``."""
+    try:
+        return read_record(run_dir(results_dir, run_id) / RECORD)["status"] == "ok"
+    except CorruptRecord:
+        return False
 
 
 class CorruptRecord(Exception):
@@ -124,3 +142,197 @@ def find_run(results_dir: str | Path, prefix: str) -> str:
         shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
         raise GtbenchError(f"run id {prefix!r} is ambiguous: {shown}")
     return matches[0]
+
+
+# --------------------------------------------------------------------------- staleness
+#
+# A record is *current* when the plugin, trainer and protocol versions and the extractor
+# weights it was made with are the ones installed now, and no newer current record of the
+# same configuration supersedes it; otherwise it is *stale*: its numbers are not what this
+# code and data produce. ``gtbench run`` reruns the cells of stale records (under new run
+# ids: versions and content are part of every run_id) and leaves the old records in
+# place; tables and ``gtbench status`` set them apart, except those the last sweep kept
+# with ``--keep-stale``.
+
+_KINDS = ("source", "method", "dataset", "extractor")
+
+
+def plugin_ref_of(item: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The ``{"name", "params", "version", ...}`` of one plugin of a record or a cell."""
+    ref = (item.get("eval") or {}).get("extractor") if kind == "extractor" else item.get(kind)
+    return ref if isinstance(ref, dict) else {}
+
+
+class _Installed:
+    """Installed plugin versions and extractor identities, looked up once per use."""
+
+    def __init__(self) -> None:
+        self._identities: dict[tuple[str, str], str | None] = {}
+
+    @staticmethod
+    def version(kind: str, name: str) -> str | None:
+        from gtbench import registry
+
+        try:
+            return str(registry.registry(kind).get(name).version)
+        except Exception:  # noqa: BLE001 - not installed or broken here: cannot tell
+            return None
+
+    def identity(self, ref: dict[str, Any]) -> str | None:
+        from gtbench import registry
+        from gtbench.spec import PluginSpec
+
+        params = json.dumps(ref.get("params", {}), sort_keys=True, default=str)
+        key = (str(ref.get("name")), params)
+        if key not in self._identities:
+            try:
+                spec = PluginSpec(key[0], ref.get("params", {}))
+                self._identities[key] = registry.extractors().create(spec).identity()
+            except Exception:  # noqa: BLE001 - weights missing here: cannot tell
+                self._identities[key] = None
+        return self._identities[key]
+
+
+def staleness(record: dict[str, Any], installed: _Installed | None = None) -> str | None:
+    """Why ``record`` is stale against the installed code, or None when it is current.
+
+    Compares what the record was made with — plugin versions (source, method, dataset,
+    extractor), the trainer version (methods that train), the evaluation protocol version
+    and the extractor's identity (its weights hash) — with what is installed. A plugin
+    not installed here cannot be judged and does not make a record stale. Dataset content
+    is not read (too slow for a table): new content gives new run ids at plan time, and
+    the newer record then supersedes this one (:func:`stale_reasons`)."""
+    from gtbench.evaluation import PROTOCOL_VERSION
+    from gtbench.trainer import TRAINER_VERSION
+
+    installed = installed or _Installed()
+    if int(record.get("schema_version") or 1) < 2:
+        return "made before plugin versions were recorded (schema 1)"
+    reasons = []
+    for kind in _KINDS:
+        ref = plugin_ref_of(record, kind)
+        now = installed.version(kind, str(ref.get("name")))
+        if now is not None and str(ref.get("version")) != now:
+            reasons.append(f"{kind} {ref.get('name')} version {ref.get('version')} → {now}")
+    trainer = record.get("trainer_version")
+    if trainer is not None and str(trainer) != str(TRAINER_VERSION):
+        reasons.append(f"trainer version {trainer} → {TRAINER_VERSION}")
+    if str(record.get("protocol_version")) != str(PROTOCOL_VERSION):
+        reasons.append(
+            f"evaluation protocol version {record.get('protocol_version')} → {PROTOCOL_VERSION}"
+        )
+    extractor = plugin_ref_of(record, "extractor")
+    if not reasons and extractor.get("identity"):
+        now = installed.identity(extractor)
+        if now is not None and now != extractor["identity"]:
+            reasons.append(f"extractor {extractor.get('name')} weights changed")
+    return "; ".join(reasons) or None
+
+
+def difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two records/cells of the same configuration: versions, data
+    content, extractor weights (one line)."""
+    if int(old.get("schema_version") or 1) < 2:
+        return "made before plugin versions were recorded (schema 1)"
+    changes = []
+    for kind in _KINDS:
+        a, b = plugin_ref_of(old, kind), plugin_ref_of(new, kind)
+        if a.get("version") != b.get("version"):
+            changes.append(
+                f"{kind} {b.get('name')} version {a.get('version')} → {b.get('version')}"
+            )
+    for key, label in (("trainer_version", "trainer"), ("protocol_version", "protocol")):
+        if old.get(key) != new.get(key) and None not in (old.get(key), new.get(key)):
+            changes.append(f"{label} version {old.get(key)} → {new.get(key)}")
+    if old.get("dataset_content") != new.get("dataset_content"):
+        changes.append(f"dataset {plugin_ref_of(new, 'dataset').get('name')} content changed")
+    a, b = plugin_ref_of(old, "extractor"), plugin_ref_of(new, "extractor")
+    if a.get("identity") != b.get("identity"):
+        changes.append(f"extractor {b.get('name')} weights changed")
+    if int(old.get("schema_version") or 1) != int(new.get("schema_version") or 1):
+        changes.append(f"schema {old.get('schema_version')} → {new.get('schema_version')}")
+    return "; ".join(changes) or "made by other code"
+
+
+def _settings(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The user's choices of a record or a cell, without versions or hashes."""
+    from gtbench.cells import eval_identity_fields
+
+    is_record = "hparams" in item
+    train = (item.get("hparams") or {}).get("train") if is_record else item.get("train")
+    evaluation = item.get("eval") or {}
+    chosen = {}
+    for key in eval_identity_fields():
+        # a record stores the KID subset size used next to the one requested
+        value = evaluation.get(f"{key}_requested", evaluation.get(key)) if is_record else None
+        chosen[key] = value if is_record else evaluation.get(key)
+    parts = {kind: dict(plugin_ref_of(item, kind).get("params") or {}) for kind in _KINDS}
+    parts["train"] = dict(train or {})
+    parts["eval"] = {k: v for k, v in chosen.items() if v is not None}
+    return parts
+
+
+def cell_key(item: dict[str, Any]) -> tuple[Any, ...]:
+    """Plugin names, shots and seed of a record or a cell."""
+    names = tuple(str(plugin_ref_of(item, kind).get("name")) for kind in _KINDS)
+    return (*names, item.get("shots"), item.get("seed"))
+
+
+def same_configuration(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two records/cells are the same cell up to code versions and data: same
+    plugins, shots and seed, and equal parameters and train/eval settings on every key
+    both know (a setting added since the older one was made does not count)."""
+    if cell_key(a) != cell_key(b):
+        return False
+    sa, sb = _settings(a), _settings(b)
+    return all(sa[part][k] == sb[part][k] for part in sa for k in sa[part].keys() & sb[part].keys())
+
+
+def kept_stale(results_dir: str | Path) -> set[str]:
+    """Run ids of stale records the last sweep kept with ``--keep-stale``."""
+    from gtbench.leaderboard import PLAN_JSON
+
+    try:
+        plan = json.loads((Path(results_dir) / PLAN_JSON).read_text())
+        return {str(run_id) for run_id in plan.get("kept_stale", {})}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def stale_reasons(
+    results_dir: str | Path, records: list[dict[str, Any]] | None = None
+) -> dict[str, str]:
+    """``{run_id: why}`` for every stale record of a results folder, for tables and
+    ``gtbench status`` to set apart (records kept with ``--keep-stale`` are not listed).
+
+    Stale: made with other plugin/trainer/protocol versions or extractor weights than
+    those installed (:func:`staleness`), or superseded by a newer current ``ok`` record
+    of the same configuration (e.g. after the dataset's content changed)."""
+    records = list(iter_records(results_dir)) if records is None else records
+    installed = _Installed()
+    reasons = {}
+    for record in records:
+        reason = staleness(record, installed)
+        if reason:
+            reasons[record["run_id"]] = reason
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(cell_key(record), []).append(record)
+    for group in groups.values():
+        current = [r for r in group if r["status"] == "ok" and r["run_id"] not in reasons]
+        for old in group:
+            if old["run_id"] in reasons:
+                continue
+            for new in current:
+                if (
+                    new["run_id"] != old["run_id"]
+                    and str(new.get("finished_at", "")) > str(old.get("finished_at", ""))
+                    and same_configuration(old, new)
+                ):
+                    reasons[old["run_id"]] = (
+                        f"superseded by {new['run_id']} ({difference(old, new)})"
+                    )
+                    break
+    for run_id in kept_stale(results_dir):
+        reasons.pop(run_id, None)
+    return reasons

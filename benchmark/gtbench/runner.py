@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 import traceback
@@ -28,13 +29,22 @@ from gtbench.images import match_format, save_grid, to_unit_range
 from gtbench.method import Method
 from gtbench.networks import Generator
 from gtbench.plugin import Dataset, DatasetInfo, Source
-from gtbench.records import TRACEBACK, atomic_write_bytes, atomic_write_text, run_dir, write_record
+from gtbench.records import (
+    RECORD,
+    TRACEBACK,
+    atomic_write_bytes,
+    atomic_write_text,
+    has_ok_record,
+    run_dir,
+    write_record,
+)
 from gtbench.trainer import TrainConfig, build_context, curve_steps, recompute_batchnorm_stats
 
 Reporter = Callable[[str, int, int], None]
 WEIGHTS = "generator.safetensors"
 SAMPLES = "samples.png"
 RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench status`
+STAGING = ".rerun"  # a rerun of an ok cell writes here; files move in once it succeeded
 TRAIN_LOG = "train_log.csv"  # losses, D outputs, R1, method terms per check_every
 
 
@@ -100,9 +110,15 @@ class MatchedTarget(Dataset):
         return self.dataset.split(shots, seed)
 
     def content_hash(self) -> str:
-        inner = self.dataset.content_hash()
-        key = f"{inner}:{self.resolution}:{self.channels}:bicubic-antialias"
-        return hashlib.sha256(key.encode()).hexdigest()
+        return matched_content_hash(self.dataset.content_hash(), self.resolution, self.channels)
+
+
+def matched_content_hash(content_hash: str, resolution: int, channels: int) -> str:
+    """The content hash of a dataset (``content_hash``) seen through :class:`MatchedTarget`
+    at ``resolution`` and ``channels``: part of a cell's identity, computed at plan time
+    without converting any image."""
+    key = f"{content_hash}:{resolution}:{channels}:bicubic-antialias"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass
@@ -124,9 +140,16 @@ def _save_weights(generator: Generator, path: Path) -> str:
 def run_cell(
     cell: dict[str, Any], results_dir: str | Path, report: Reporter | None = None
 ) -> CellOutcome:
-    """Run one cell and write its record; never raises except on interruption."""
+    """Run one cell and write its record; never raises except on interruption.
+
+    A cell that already has an ``ok`` record (``--force``) runs in a staging folder and
+    its files replace the old ones only once it succeeded; a failure leaves the old
+    record, samples and weights in place and is written beside them
+    (``record.failed.json``, ``traceback.txt``)."""
     results_dir = Path(results_dir)
     folder = run_dir(results_dir, cell["run_id"])
+    shutil.rmtree(folder / STAGING, ignore_errors=True)  # from an interrupted rerun
+    work = folder / STAGING if has_ok_record(results_dir, cell["run_id"]) else folder
     marker = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time()}
     atomic_write_text(folder / RUNNING, json.dumps(marker) + "\n")
     record: dict[str, Any] = {
@@ -139,6 +162,9 @@ def run_cell(
         "dataset": cell["dataset"],
         "shots": cell["shots"],
         "seed": cell["seed"],
+        "dataset_content": cell.get("dataset_content"),
+        "trainer_version": cell.get("trainer_version"),
+        "protocol_version": cell.get("protocol_version"),
         "selection": cell.get("selection", "default"),
         "split": cell.get("split", "evaluation"),
         "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
@@ -153,9 +179,8 @@ def run_cell(
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
         record["environment"] = provenance.environment()
-        _adapt_and_evaluate(cell, folder, record, report)
+        _adapt_and_evaluate(cell, work, record, report)
         record["status"] = "ok"
-        (folder / TRACEBACK).unlink(missing_ok=True)
     except DivergedError as error:
         record["status"], record["error"] = "diverged", str(error)
     except Exception as error:  # noqa: BLE001 - a failing cell must not stop the sweep
@@ -164,9 +189,27 @@ def run_cell(
         atomic_write_text(folder / TRACEBACK, traceback.format_exc())
         record["traceback"] = TRACEBACK
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_record(results_dir, record)
+    if record["status"] == "ok":
+        _move_in(work, folder)
+        (folder / TRACEBACK).unlink(missing_ok=True)
+    written = write_record(results_dir, record)
+    shutil.rmtree(folder / STAGING, ignore_errors=True)
     (folder / RUNNING).unlink(missing_ok=True)
-    return CellOutcome(cell["run_id"], record["status"], record["error"])
+    error = record["error"]
+    if written.name != RECORD:
+        error = f"{error} (the previous ok record is kept; this attempt: {written.name})"
+    return CellOutcome(cell["run_id"], record["status"], error)
+
+
+def _move_in(staged: Path, folder: Path) -> None:
+    """Move a successful rerun's files over the old ones (the record is written last)."""
+    if staged == folder or not staged.is_dir():
+        return
+    for path in staged.iterdir():
+        target = folder / path.name
+        if path.is_dir() and target.is_dir():
+            shutil.rmtree(target)
+        os.replace(path, target)
 
 
 class _Curve:
@@ -246,6 +289,11 @@ def _adapt_and_evaluate(
     )
     split = target.split(cell["shots"], cell["seed"])
     shots = target.images()[list(split.train)]
+    if cell.get("dataset_content") and target.content_hash() != cell["dataset_content"]:
+        raise GtbenchError(
+            f"dataset {cell['dataset']['name']!r} changed since this sweep was planned "
+            "(content hash); run `gtbench run` again to plan it anew"
+        )
     record["train_indices"] = list(split.train)
 
     torch.manual_seed(cell["seed"])

@@ -4,7 +4,9 @@ Works while a sweep runs anywhere (a cluster writing into a shared folder, a swe
 submitted with ``wait=false``): planned cells come from ``sweep.json``, finished ones
 from their records, running ones from the ``running.json`` marker the runner keeps in
 a run folder while the cell runs. A marker whose process is gone from this host is
-shown as ``interrupted`` (the cell reruns with the next ``gtbench run``).
+shown as ``interrupted`` (the cell reruns with the next ``gtbench run``). An ``ok``
+record made by other plugin/trainer/protocol versions or superseded by a newer one is
+``stale`` (:func:`gtbench.records.stale_reasons`; the next ``gtbench run`` reruns it).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from gtbench.leaderboard import PLAN_JSON
-from gtbench.records import RECORD, CorruptRecord, read_record, runs_dir
+from gtbench.records import RECORD, CorruptRecord, read_record, runs_dir, stale_reasons
 from gtbench.runner import RUNNING
 
-STATES = ("pending", "running", "interrupted", "done", "failed", "diverged")
+STATES = ("pending", "running", "interrupted", "done", "stale", "failed", "diverged")
 _COLOURS = {"done": "green", "running": "cyan", "failed": "red", "diverged": "red"}
 
 
@@ -67,14 +69,18 @@ def cell_states(results_dir: str | Path) -> list[dict[str, Any]]:
             pass  # an unreadable plan: show what the run folders say
     root = runs_dir(results_dir)
     folders = {p.name: p for p in root.iterdir() if p.is_dir()} if root.is_dir() else {}
+    records: dict[str, dict[str, Any]] = {}
+    for run_id in sorted(set(rows) | set(folders)):
+        try:
+            path = root / run_id / RECORD
+            records[run_id] = read_record(path) if path.exists() else None
+        except CorruptRecord:
+            records[run_id] = None
+    stale = stale_reasons(results_dir, [r for r in records.values() if r is not None])
     states = []
     for run_id in sorted(set(rows) | set(folders)):
         folder = root / run_id
-        record = None
-        try:
-            record = read_record(folder / RECORD) if (folder / RECORD).exists() else None
-        except CorruptRecord:
-            pass
+        record = records[run_id]
         marker = _marker_state(folder / RUNNING)
         if run_id not in rows and record is None and marker is None:
             continue  # a folder that holds no cell we know of
@@ -83,6 +89,8 @@ def cell_states(results_dir: str | Path) -> list[dict[str, Any]]:
         if record is not None:
             row["state"] = "done" if record["status"] == "ok" else record["status"]
             row["error"] = record.get("error") or ""
+            if row["state"] == "done" and run_id in stale:
+                row["state"], row["error"] = "stale", stale[run_id]
         if marker is not None:
             row["state"], row["where"] = marker
         states.append(row)
@@ -127,7 +135,7 @@ def status_command(results: str, show_all: bool, as_json: bool) -> None:
     order = {
         state: i
         for i, state in enumerate(
-            ("running", "interrupted", "failed", "diverged", "pending", "done")
+            ("running", "interrupted", "failed", "diverged", "pending", "stale", "done")
         )
     }
     for row in sorted(shown, key=lambda r: (order[r["state"]], r["label"])):

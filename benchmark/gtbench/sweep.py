@@ -17,14 +17,38 @@ from gtbench.cells import Plan, Skipped, describe, make_plugin
 from gtbench.errors import UsageError
 from gtbench.leaderboard import PLAN_JSON, write_tables
 from gtbench.plugin import LaunchRequest
-from gtbench.records import RECORD, CorruptRecord, atomic_write_text, read_record, run_dir
+from gtbench.records import (
+    FAILED_RECORD,
+    RECORD,
+    CorruptRecord,
+    atomic_write_text,
+    difference,
+    iter_records,
+    read_record,
+    run_dir,
+    same_configuration,
+)
 from gtbench.spec import parse_spec
+
+
+@dataclass
+class StaleRecord:
+    """An ``ok`` record of a planned cell's configuration made by other code or data: its
+    run id differs from the cell's, so the cell runs again (unless ``--keep-stale``)."""
+
+    run_id: str  # the stale record's
+    cell_run_id: str  # the planned cell's
+    label: str
+    reason: str
 
 
 @dataclass
 class SweepSummary:
     planned: int = 0
     already_done: int = 0
+    pending: list[dict[str, Any]] = field(default_factory=list)  # cells to run
+    stale: list[StaleRecord] = field(default_factory=list)
+    kept_stale: int = 0  # cells counted as done on a stale record (--keep-stale)
     statuses: Counter[str] = field(default_factory=Counter)
     skipped: list[Skipped] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # failed/diverged cells, one line each
@@ -73,6 +97,43 @@ def pending_cells(
     return pending, done, notes
 
 
+def stale_records(pending: list[dict[str, Any]], results_dir: Path) -> list[StaleRecord]:
+    """The ``ok`` records of the pending cells' configurations made by other plugin,
+    trainer or protocol versions, other data or other extractor weights (so under
+    another run id): one per record, the cell it stands for, and what changed."""
+    wanted = {cell["run_id"]: cell for cell in pending}
+    found = []
+    for record in iter_records(results_dir):
+        if record["status"] != "ok" or record["run_id"] in wanted:
+            continue
+        for cell in pending:
+            if same_configuration(record, cell):
+                reason = difference(record, cell)
+                found.append(
+                    StaleRecord(record["run_id"], cell["run_id"], cell_label(cell), reason)
+                )
+                break
+    return found
+
+
+def triage(
+    plan: Plan, results_dir: str | Path, *, force: bool = False, keep_stale: bool = False
+) -> SweepSummary:
+    """What a sweep would do, without doing it: cells done, cells to run, the stale
+    records found for them, and the cells ``--keep-stale`` counts as done."""
+    results_dir = Path(results_dir)
+    summary = SweepSummary(planned=len(plan.cells), skipped=list(plan.skipped))
+    pending, summary.already_done, summary.notes = pending_cells(plan, results_dir, force)
+    summary.stale = stale_records(pending, results_dir)
+    if keep_stale and summary.stale:
+        kept = {stale.cell_run_id for stale in summary.stale}
+        pending = [cell for cell in pending if cell["run_id"] not in kept]
+        summary.kept_stale = len(kept)
+        summary.already_done += len(kept)
+    summary.pending = pending
+    return summary
+
+
 def prefetch_assets(cells: list[dict[str, Any]]) -> None:
     """Fetch (or find in the cache) every asset the cells' plugins declare, here and now.
 
@@ -92,10 +153,11 @@ def prefetch_assets(cells: list[dict[str, Any]]) -> None:
                 fetch(asset)
 
 
-def _write_plan(plan: Plan, results_dir: Path) -> None:
+def _write_plan(plan: Plan, results_dir: Path, kept: dict[str, str] | None = None) -> None:
     payload = {
         "cells": [{"run_id": c["run_id"], "label": cell_label(c)} for c in plan.cells],
         "skipped": [vars(s) for s in plan.skipped],
+        "kept_stale": kept or {},  # stale record → the cell it stands for (--keep-stale)
     }
     atomic_write_text(results_dir / PLAN_JSON, json.dumps(payload, indent=2) + "\n")
 
@@ -107,20 +169,29 @@ def run_sweep(
     launcher: str = "local",
     workers: int = 1,
     force: bool = False,
+    keep_stale: bool = False,
     on_start: Callable[[int], None] | None = None,
+    on_stale: Callable[[list[StaleRecord]], None] | None = None,
     on_cell_done: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
     progress: Callable[[str, str, int, int], None] | None = None,
     wait: bool = True,
 ) -> SweepSummary:
     """Run every pending cell of ``plan``; returns what happened.
 
+    Records of the cells' configurations made by other plugin/trainer/protocol versions
+    or other data are *stale*: ``on_stale`` hears of them before anything runs, and
+    their cells run again under their new run ids (the old records stay, set apart by
+    :func:`gtbench.records.stale_reasons`), unless ``keep_stale`` counts them as done.
+
     Raises one-line errors (unwritable folder, missing extractor weights, broken plugins)
     before any cell trains."""
     start = time.perf_counter()
     results_dir = Path(results_dir)
     ensure_writable(results_dir)
-    summary = SweepSummary(planned=len(plan.cells), skipped=list(plan.skipped))
-    pending, summary.already_done, summary.notes = pending_cells(plan, results_dir, force)
+    summary = triage(plan, results_dir, force=force, keep_stale=keep_stale)
+    pending = summary.pending
+    if on_stale is not None and summary.stale:
+        on_stale(summary.stale)
     launcher_plugin = registry.launchers().create(parse_spec(launcher))
     if not wait and not launcher_plugin.can_detach:
         raise UsageError(
@@ -130,22 +201,29 @@ def run_sweep(
     if pending:
         make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
         prefetch_assets(pending)
-    _write_plan(plan, results_dir)
+    kept = {s.run_id: s.cell_run_id for s in summary.stale} if keep_stale else {}
+    _write_plan(plan, results_dir, kept)
     by_id = {cell["run_id"]: cell for cell in pending}
     if on_start is not None:
         on_start(len(pending))
 
     def done(run_id: str) -> None:
-        record = None
-        try:
-            record = read_record(run_dir(results_dir, run_id) / RECORD)
-        except CorruptRecord:
-            pass
+        record, note = None, ""
+        folder = run_dir(results_dir, run_id)
+        # a failed rerun of an ok cell is written beside the kept record
+        for name in (FAILED_RECORD, RECORD):
+            try:
+                record = read_record(folder / name)
+            except CorruptRecord:
+                continue
+            if name == FAILED_RECORD:
+                note = f" (the previous ok record is kept; this attempt: runs/{run_id}/{name})"
+            break
         status = record["status"] if record else "failed"
         summary.statuses[status] += 1
         if status != "ok":
             error = record.get("error") if record else "no record written"
-            summary.problems.append(f"{status}: {cell_label(by_id[run_id])}: {error}")
+            summary.problems.append(f"{status}: {cell_label(by_id[run_id])}: {error}{note}")
         write_tables(results_dir)
         if on_cell_done is not None:
             on_cell_done(by_id[run_id], record)

@@ -1,0 +1,255 @@
+"""Provenance in identity: ``run_id`` covers plugin versions, the dataset's content and the
+extractor's weights; records made by older code are stale and rerun (or kept with
+``--keep-stale``); records name no path of the machine that made them; ``--force`` keeps
+the previous good record until the new run succeeds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import torch
+
+from gtbench import registry
+from gtbench.cells import identity_of, plan_suite, run_id_of
+from gtbench.records import (
+    FAILED_RECORD,
+    RECORD,
+    TRACEBACK,
+    iter_records,
+    run_dir,
+    stale_reasons,
+    staleness,
+)
+from gtbench.status import cell_states
+from gtbench.suite import load_suite
+from gtbench_plugins.datasets.debug import DebugDataset
+from gtbench_plugins.extractors.debug import DebugExtractor
+from gtbench_plugins.methods.finetune import FineTune
+from tests.helpers import FAST, gtbench
+
+TINY = [*FAST, "--iters", "2", "--n-samples", "20"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    registry.reset()
+    yield
+    registry.reset()
+
+
+def _plan(**changes):
+    suite = load_suite("debug")
+    suite.methods = ["finetune"]
+    for key, value in changes.items():
+        setattr(suite, key, value)
+    return plan_suite(suite)
+
+
+def _only_cell(**changes) -> dict:
+    (cell,) = _plan(**changes).cells
+    return cell
+
+
+def _records(results: Path) -> dict[str, dict]:
+    return {r["run_id"]: r for r in iter_records(results)}
+
+
+# --------------------------------------------------------------------------- run_id
+
+
+def test_run_id_covers_versions_content_and_extractor():
+    cell = _only_cell()
+    identity = identity_of(cell)
+    for kind in ("source", "method", "dataset"):
+        assert identity[kind]["version"] == "1"
+    assert identity["eval"]["extractor"]["identity"] == DebugExtractor().identity()
+    assert len(identity["dataset_content"]) == 64
+    assert identity["trainer_version"] is not None and identity["protocol_version"] is not None
+    # the evaluation batch size cannot change a number: not part of the identity
+    assert "batch_size" not in identity["eval"] and "batch_size" in cell["eval"]
+    suite = load_suite("debug")
+    suite.methods = ["finetune"]
+    suite.eval["batch_size"] = 7
+    assert plan_suite(suite).cells[0]["run_id"] == cell["run_id"]
+    assert run_id_of(cell) == cell["run_id"]
+
+
+class Versioned(FineTune):
+    """finetune under another name, with a version the tests bump."""
+
+    version: ClassVar[str] = "1"
+    broken: ClassVar[bool] = False
+
+    def setup(self, ctx):  # noqa: ANN001, ANN201
+        if type(self).broken:
+            raise RuntimeError("boom: this plugin is broken now")
+        return super().setup(ctx)
+
+
+def test_bumping_a_plugin_version_changes_run_id_and_makes_the_record_stale(tmp_path):
+    Versioned.version, Versioned.broken = "1", False
+    registry.methods().register("versioned", Versioned)
+    (planned,) = _plan(methods=["versioned"]).cells
+    args = [*TINY, "--methods", "versioned"]
+    first = gtbench("run", *args, results=tmp_path)
+    assert first.exit_code == 0, first.output
+    (old,) = _records(tmp_path).values()
+    assert old["method"]["version"] == "1" and staleness(old) is None
+    assert stale_reasons(tmp_path) == {}
+
+    Versioned.version = "2"
+    (bumped,) = _plan(methods=["versioned"]).cells
+    assert bumped["run_id"] != planned["run_id"]
+    assert staleness(old) == "method versioned version 1 → 2"
+
+    # --keep-stale: nothing runs, the old record stays in use
+    kept = gtbench("run", *args, "--keep-stale", results=tmp_path)
+    assert kept.exit_code == 0, kept.output
+    assert "1 stale records" in kept.output and "1 already done" in kept.output
+    assert list(_records(tmp_path)) == [old["run_id"]]
+    assert stale_reasons(tmp_path) == {}  # kept: tables go on using it
+
+    dry = gtbench("run", *args, "--dry-run", results=tmp_path)
+    assert f"stale {old['run_id']}" in dry.output and "version 1 → 2" in dry.output
+    assert "would run" in dry.output and "1 to run" in dry.output
+    assert list(_records(tmp_path)) == [old["run_id"]]  # a dry run runs nothing
+
+    rerun = gtbench("run", *args, results=tmp_path)
+    assert rerun.exit_code == 0, rerun.output
+    assert "1 stale records" in rerun.output and "method versioned version 1 → 2" in rerun.output
+    records = _records(tmp_path)
+    assert len(records) == 2 and old["run_id"] in records  # the old record stays...
+    (new,) = (r for r in records.values() if r["run_id"] != old["run_id"])
+    assert new["method"]["version"] == "2" and f"would run {new['run_id']}" in dry.output
+    assert stale_reasons(tmp_path) == {old["run_id"]: "method versioned version 1 → 2"}
+    states = {row["run_id"]: row["state"] for row in cell_states(tmp_path)}
+    assert states == {old["run_id"]: "stale", new["run_id"]: "done"}  # ...set apart
+
+    again = gtbench("run", *args, results=tmp_path)
+    assert "1 already done" in again.output and "stale records" not in again.output
+
+
+class Reshaded(DebugDataset):
+    """The debug discs, brightened by a class attribute the tests change."""
+
+    shift: ClassVar[int] = 0
+
+    def images(self) -> torch.Tensor:
+        return (super().images().int() + type(self).shift).clamp(0, 255).to(torch.uint8)
+
+
+def test_changing_dataset_content_changes_run_id():
+    registry.datasets().register("reshaded", Reshaded)
+    Reshaded.shift = 0
+    before = _only_cell(datasets=["reshaded"])
+    assert _only_cell(datasets=["reshaded"])["run_id"] == before["run_id"]  # stable
+    Reshaded.shift = 3  # same name, parameters and version; other images
+    after = _only_cell(datasets=["reshaded"])
+    assert after["run_id"] != before["run_id"]
+    assert after["dataset_content"] != before["dataset_content"]
+    # the same data seen by a grey source is another target
+    grey = _only_cell(datasets=["reshaded"], sources=["debug:channels=1"])
+    assert grey["dataset_content"] != after["dataset_content"]
+
+
+class FileWeighted(DebugExtractor):
+    """The debug extractor whose identity is the hash of a weights file."""
+
+    weights: ClassVar[Path] = Path()
+
+    def identity(self) -> str:
+        digest = hashlib.sha256(type(self).weights.read_bytes()).hexdigest()
+        return f"{super().identity()}:sha256={digest}"
+
+
+def test_two_extractor_weight_files_give_two_run_ids(tmp_path):
+    registry.extractors().register("file-weighted", FileWeighted)
+    FileWeighted.weights = tmp_path / "weights.bin"
+    FileWeighted.weights.write_bytes(b"first weights")
+    first = _only_cell(extractor="file-weighted")
+    FileWeighted.weights.write_bytes(b"other weights")  # same name, same parameters
+    second = _only_cell(extractor="file-weighted")
+    assert second["run_id"] != first["run_id"]
+    FileWeighted.weights.write_bytes(b"first weights")
+    assert _only_cell(extractor="file-weighted")["run_id"] == first["run_id"]
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_records_name_no_path_of_the_machine(tmp_path):
+    from gtbench.assets import cache_dir
+    from gtbench.evaluation import reference_cache_path
+
+    results = tmp_path / "results"
+    result = gtbench("run", *TINY, "--methods", "source-only,finetune", results=results)
+    assert result.exit_code == 0, result.output
+    records = list(iter_records(results))
+    assert len(records) == 2
+    machine = {
+        str(Path.home()),
+        os.path.realpath(Path.home()),
+        tempfile.gettempdir(),
+        os.path.realpath(tempfile.gettempdir()),
+        str(tmp_path),
+        str(cache_dir()),
+    }
+    for record in records:
+        for text in _strings(record):
+            assert not any(place in text for place in machine), (record["run_id"], text)
+        # the reference cache entry is named by the key the record holds
+        key = record["eval"]["reference_key"]
+        assert reference_cache_path(cache_dir(), key).is_file()
+        assert reference_cache_path(cache_dir(), key).name == f"{key}.pt"
+
+
+def test_force_keeps_the_good_record_until_the_rerun_succeeds(tmp_path):
+    Versioned.version, Versioned.broken = "1", False
+    registry.methods().register("versioned", Versioned)
+    args = [*TINY, "--methods", "versioned"]
+    assert gtbench("run", *args, results=tmp_path).exit_code == 0
+    (run_id,) = _records(tmp_path)
+    folder = run_dir(tmp_path, run_id)
+    kept = {name: (folder / name).read_bytes() for name in (RECORD, "samples.png")}
+    kept["weights"] = (folder / "generator.safetensors").read_bytes()
+
+    Versioned.broken = True
+    failed = gtbench("run", *args, "--force", results=tmp_path)
+    assert failed.exit_code == 1
+    assert "boom" in failed.output and "previous ok record is kept" in failed.output
+    assert (folder / RECORD).read_bytes() == kept[RECORD]  # old result untouched
+    assert (folder / "samples.png").read_bytes() == kept["samples.png"]
+    assert (folder / "generator.safetensors").read_bytes() == kept["weights"]
+    failure = json.loads((folder / FAILED_RECORD).read_text())
+    assert failure["status"] == "failed" and "boom" in failure["error"]
+    assert "boom" in (folder / failure["traceback"]).read_text()
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+    assert _records(tmp_path)[run_id]["status"] == "ok"  # tables still read the good one
+    again = gtbench("run", *args, results=tmp_path)  # not forced: the cell is done
+    assert "1 already done" in again.output
+
+    Versioned.broken = False
+    fixed = gtbench("run", *args, "--force", results=tmp_path)
+    assert fixed.exit_code == 0, fixed.output
+    assert not (folder / FAILED_RECORD).exists() and not (folder / TRACEBACK).exists()
+    record = json.loads((folder / RECORD).read_text())
+    assert record["status"] == "ok" and record["finished_at"] >= failure["finished_at"]
+    assert (folder / RECORD).read_bytes() != kept[RECORD]  # replaced by the new success
