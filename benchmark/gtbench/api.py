@@ -25,6 +25,7 @@ from gtbench.augment import (
     saturation,
     translation,
 )
+from gtbench.contracts import check_dataset, check_source
 from gtbench.images import (
     as_rgb,
     match_format,
@@ -81,6 +82,9 @@ __all__ = [
     "LaunchRequest",
     "Method",
     "Phase",
+    # the contracts the harness checks before training (use them in a plugin's tests)
+    "check_dataset",
+    "check_source",
     # networks
     "BlockNetwork",
     "Generator",

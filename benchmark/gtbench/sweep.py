@@ -134,6 +134,40 @@ def triage(
     return summary
 
 
+def check_device() -> None:
+    """``--device`` / ``GTBENCH_DEVICE`` names a device this machine has (one line if not)."""
+    import os
+
+    wanted = os.environ.get("GTBENCH_DEVICE", "").strip()
+    if not wanted.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(wanted.partition(":")[2] or 0)
+    if index >= count:
+        raise UsageError(f"--device {wanted}: this machine has {count} visible CUDA device(s)")
+
+
+def check_contracts(cells: list[dict[str, Any]]) -> None:
+    """Every distinct dataset and source of ``cells`` returns what its ``info`` declares
+    (:mod:`gtbench.contracts`): a broken plugin fails the sweep here, in one line naming
+    it, instead of training and landing in the leaderboard."""
+    from gtbench.contracts import check_dataset, check_source
+
+    datasets: dict[str, dict[str, Any]] = {}
+    sources: dict[str, tuple[dict[str, Any], bool]] = {}
+    for cell in cells:
+        datasets.setdefault(json.dumps(cell["dataset"], sort_keys=True), cell["dataset"])
+        key = json.dumps(cell["source"], sort_keys=True)
+        trains = bool(cell["train"]) or sources.get(key, (None, False))[1]
+        sources[key] = (cell["source"], trains)
+    for ref in datasets.values():
+        check_dataset(make_plugin("dataset", ref))
+    for ref, trains in sources.values():
+        check_source(make_plugin("source", ref), needs_discriminator=trains)
+
+
 def prefetch_assets(cells: list[dict[str, Any]]) -> None:
     """Fetch (or find in the cache) every asset the cells' plugins declare, here and now.
 
@@ -199,8 +233,11 @@ def run_sweep(
             f"{launcher_plugin.name!r} runs the cells itself"
         )
     if pending:
+        if not launcher_plugin.can_detach:
+            check_device()
         make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
         prefetch_assets(pending)
+        check_contracts(pending)
     kept = {s.run_id: s.cell_run_id for s in summary.stale} if keep_stale else {}
     _write_plan(plan, results_dir, kept)
     by_id = {cell["run_id"]: cell for cell in pending}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from gtbench import registry
-from gtbench.api import Parameter
+from gtbench.api import Parameter, check_dataset, check_source
 from gtbench.cells import plan_suite
 from gtbench.errors import MissingAssetError
 from gtbench.records import load_record
@@ -59,6 +59,33 @@ def test_every_plugin_loads_and_declares_metadata(kind):
         assert set(cls.example_params) <= set(cls.parameters)
 
 
+def _needs_user_input(kind: str, name: str) -> list[str]:
+    """Parameters without a usable default that ``example_params`` does not fill either."""
+    cls = registry.registry(kind).get(name)
+    return [
+        key
+        for key, parameter in cls.parameters.items()
+        if parameter.default in ("", None) and key not in cls.example_params
+    ]
+
+
+@pytest.mark.parametrize("name", _all("dataset"))
+def test_every_dataset_meets_its_contract(name):
+    """The sweep's own pre-flight check: uint8 N×C×H×W images at the declared resolution
+    and channels, as many as declared, spanning 0..255."""
+    missing = _needs_user_input("dataset", name)
+    if missing:
+        pytest.skip(f"needs user input ({', '.join(missing)}); tested in its own module")
+    check_dataset(registry.datasets().create(_spec("dataset", name)))
+
+
+@pytest.mark.parametrize("name", _all("source"))
+def test_every_source_meets_its_contract(name):
+    """The sweep's own pre-flight check: latents of the declared shape, images of the
+    declared shape on a [-1, 1] scale, a discriminator as declared (or a fresh one)."""
+    check_source(registry.sources().create(_spec("source", name)))
+
+
 @pytest.mark.parametrize("name", _all("method"))
 def test_every_method_runs_a_tiny_cell(tmp_path, name):
     record = _tiny_cell(tmp_path, method=_spec("method", name))
@@ -75,11 +102,15 @@ def test_every_source_runs_a_tiny_cell(tmp_path, name):
 
 @pytest.mark.parametrize("name", _all("dataset"))
 def test_every_dataset_is_a_target(tmp_path, name):
-    cls = registry.datasets().get(name)
-    required = [k for k, p in cls.parameters.items() if p.default in ("", None)]
-    if any(k not in cls.example_params for k in required):
-        pytest.skip(f"needs user input ({', '.join(required)}); tested in its own module")
-    _tiny_cell(tmp_path, dataset=_spec("dataset", name), shots=2)
+    missing = _needs_user_input("dataset", name)
+    if missing:
+        pytest.skip(f"needs user input ({', '.join(missing)}); tested in its own module")
+    record = _tiny_cell(tmp_path, dataset=_spec("dataset", name), shots=2)
+    assert record["shot_eval_overlap"] == 0  # compared by content, at the matched resolution
+    dataset = registry.datasets().create(_spec("dataset", name))
+    for seed in range(3):  # and at the dataset's own resolution, for the suites' shot counts
+        shots = min(10, dataset.info.shot_pool)
+        assert dataset.shot_eval_overlap(dataset.split(shots, seed)) == 0, (name, seed)
 
 
 @pytest.mark.parametrize("name", _all("extractor"))
