@@ -20,10 +20,8 @@ if TYPE_CHECKING:
 
 
 class DiffAugment(Method):
-    """Plain fine-tuning with DiffAugment's ``policy`` applied to every image D sees.
-
-    The policy replaces the trainer's ``augment`` option for this method (applying both
-    would augment twice)."""
+    """Plain fine-tuning with DiffAugment's ``policy`` applied to every image D sees
+    (the one place DiffAugment lives: the trainer has no augmentation option)."""
 
     description = "fine-tune G and D with DiffAugment (color, translation, cutout) at D's input"
     paper = (
