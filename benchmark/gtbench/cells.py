@@ -63,7 +63,7 @@ def describe(ref: dict[str, Any], kind: str) -> str:
     return str(PluginSpec(ref["name"], changed))
 
 
-_NOT_IDENTITY = ("run_id", "keep_weights")
+_NOT_IDENTITY = ("run_id", "keep_weights", "curve")  # a curve never changes a number
 
 
 def identity_of(cell: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +184,10 @@ def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
         raise UsageError("--iters must be >= 0 and --batch-size >= 1")
     if evaluation["n_samples"] < 2:
         raise UsageError("--n-samples must be at least 2")
+    if not isinstance(suite.curve, int) or suite.curve < 0:
+        raise UsageError(f"curve must be a whole number of points >= 0, got {suite.curve!r}")
+    if not isinstance(suite.curve_n_samples, int) or suite.curve_n_samples < 2:
+        raise UsageError(f"curve_n_samples must be an integer >= 2, got {suite.curve_n_samples!r}")
 
     dataset_objects: list[Dataset] = [make_plugin("dataset", d) for d in datasets]
     for ref, dataset in zip(datasets, dataset_objects, strict=True):
@@ -233,6 +237,8 @@ def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
                         "eval": {"extractor": extractor, **evaluation},
                         "keep_weights": suite.keep_weights,
                     }
+                    if suite.curve and method.trains():
+                        cell["curve"] = {"points": suite.curve, "n_samples": suite.curve_n_samples}
                     cell["run_id"] = run_id_of(cell)
                     plan.cells.append(cell)
     return plan
