@@ -23,6 +23,7 @@ from gtbench_plugins.sources.stylegan2.networks import (
     StyleGAN2Generator,
     use_channels_last,
 )
+from gtbench_plugins.sources.stylegan2.precision import cpu_bf16_flags, cpu_capability
 
 
 def count(module: torch.nn.Module) -> int:
@@ -88,6 +89,9 @@ def main() -> None:
     )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if device.type == "cpu" and args.precision == "bf16" and not cpu_bf16_flags():
+        print(f"note: this CPU ({cpu_capability()}) emulates bf16; expect it slower than fp32 "
+              "(the stylegan2 source falls back to fp32 here)")  # fmt: skip
     g, d = build(args, device)
     g_opt = torch.optim.Adam(g.parameters(), lr=0.002, betas=(0.0, 0.99))
     d_opt = torch.optim.Adam(d.parameters(), lr=0.002, betas=(0.0, 0.99))
@@ -106,6 +110,8 @@ def main() -> None:
     sync()
     seconds = (time.perf_counter() - start) / args.steps
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu×{args.threads}"
+    if device.type == "cpu":
+        name += f" [{cpu_capability()}]"
     print(
         f"{name}: {args.size} px, channel_multiplier {args.channel_multiplier}, batch "
         f"{args.batch}, {args.precision}{', channels_last' if args.channels_last else ''}"
