@@ -220,8 +220,7 @@ def test_phases_must_fill_the_budget():
             train(_context(iters=5, d_warmup=1), method)
 
 
-def test_train_runs_once_per_context(monkeypatch):
-    monkeypatch.setattr("gtbench.trainer.ENFORCE_ONE_TRAIN", True)
+def test_train_runs_once_per_context():
     ctx = _context(iters=1)
     train(ctx, Method())
     with pytest.raises(RuntimeError, match="phases"):

@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 TRAINER_VERSION = "2"
 
 WARMUP = "warmup"
-# Set to True once no built-in method re-enters train() (AdAM's probe is being ported to
-# phases); a second train() on one context then raises.
-ENFORCE_ONE_TRAIN = False
 
 
 @dataclass(frozen=True)
@@ -417,7 +414,7 @@ def train(ctx: TrainContext, method: Method) -> None:
     Runs the D-only warm-up and the method's phases inside that one budget, counting the
     optimiser steps on ``ctx``; leaves the adapted EMA generator in ``ctx.g_ema``. Runs
     once per context. Raises :class:`DivergedError` on a NaN or infinite loss."""
-    if ctx._trained and ENFORCE_ONE_TRAIN:
+    if ctx._trained:
         raise RuntimeError(
             "train() runs once per context: a method's extra stages (probing, mining) are "
             "phases (Method.phases), inside the same counted budget"
