@@ -23,8 +23,8 @@ from gtbench.errors import GtbenchError, PluginError, UsageError
 # (seconds): this module imports them only inside the commands that need them, and the
 # commands defined in other modules are imported when invoked (`LAZY_COMMANDS`).
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=not sys.stdout.isatty())  # logs: long lines are never wrapped
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 DEFAULT_RESULTS = "results"
 # Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
 HEADLINE_EXTRAS = {
@@ -353,6 +353,7 @@ def _check_suite_names(suite: Any) -> None:
     is_flag=True,
     help="list the cells that would run and the stale records; run nothing",
 )
+@click.option("--reference", default="finetune", help="method the paired statistics compare with")
 def run(
     sources: str | None,
     methods: str | None,
@@ -374,6 +375,7 @@ def run(
     dry_run: bool,
     device: str | None,
     curve: int | None,
+    reference: str,
 ) -> None:
     """Run a sweep: sources × methods × datasets × shots × seeds."""
     import time
@@ -436,20 +438,24 @@ def run(
         keep_stale,
     )
     _print_summary(summary, results, time.perf_counter() - started)
-    _print_run_board(results, {cell["run_id"] for cell in plan.cells})
+    if reference != "finetune":
+        from gtbench.leaderboard import write_tables
+
+        write_tables(results, reference)
+    _print_run_board(results, {cell["run_id"] for cell in plan.cells}, reference)
     sys.exit(summary.exit_code)
 
 
-def _print_run_board(results: str, run_ids: set[str]) -> None:
+def _print_run_board(results: str, run_ids: set[str], reference: str = "finetune") -> None:
     """The leaderboard rows this sweep contributes to, printed after it."""
-    from gtbench.leaderboard import best_rows, leaderboard, run_rows
+    from gtbench.leaderboard import leaderboard, run_rows
 
     runs = run_rows(results)
     if runs.empty:
         return
-    board = leaderboard(runs[runs["run_id"].isin(run_ids)])
+    board = leaderboard(runs[runs["run_id"].isin(run_ids)], reference)
     if not board.empty:
-        _print_board(board, best_rows(board))
+        _print_board(board)
 
 
 def _print_stale(stale: list[Any], keep: bool, each: bool = False) -> None:
@@ -502,6 +508,19 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _cell_line(cell: dict[str, Any], record: dict[str, Any] | None, label: str) -> tuple[str, str]:
+    """(status, text) of a finished cell: label, run id, FID or the error."""
+    status = record["status"] if record else "failed"
+    fid = (record or {}).get("metrics", {}).get("fid")
+    shown = f"fid {fid:.2f}" if isinstance(fid, float) else (record or {}).get("error", "")
+    evaluated = (record or {}).get("eval", {})
+    if isinstance(fid, float) and evaluated.get("fid_valid") is False:
+        shown += " (FID not valid: too few images for the feature size; read KID)"
+    if isinstance(fid, float) and evaluated.get("is_metric") is False:
+        shown += f" ({cell['eval']['extractor']['name']} extractor: not a metric)"
+    return status, f"{label} {cell['run_id']} {shown}".rstrip()
+
+
 def _run_with_progress(
     plan: Any,
     results: str,
@@ -511,6 +530,32 @@ def _run_with_progress(
     wait: bool,
     keep_stale: bool = False,
 ) -> Any:
+    from gtbench.sweep import cell_label, run_sweep
+
+    labels = {cell["run_id"]: cell_label(cell) for cell in plan.cells}
+    options = dict(
+        launcher=launcher,
+        workers=workers,
+        force=force,
+        keep_stale=keep_stale,
+        wait=wait,
+        on_stale=lambda stale: _print_stale(stale, keep_stale),
+    )
+    if not _interactive():
+        # Logs: one plain line per finished cell, never wrapped, no progress bars.
+        counts = {"done": 0, "total": 0}
+
+        def on_total(total: int) -> None:
+            counts["total"] = total
+
+        def on_plain_done(cell: dict[str, Any], record: dict[str, Any] | None) -> None:
+            counts["done"] += 1
+            status, text = _cell_line(cell, record, labels[cell["run_id"]])
+            click.echo(f"[{counts['done']}/{counts['total']}] {status} {text}", err=True)
+
+        return run_sweep(plan, results, on_start=on_total, on_cell_done=on_plain_done, **options)
+
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -519,8 +564,6 @@ def _run_with_progress(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from gtbench.sweep import cell_label, run_sweep
 
     columns = (
         TextColumn("{task.description}"),
@@ -533,7 +576,6 @@ def _run_with_progress(
     with Progress(*columns, console=err, transient=False) as progress:
         sweep_task = progress.add_task("cells", total=None)
         cell_task = progress.add_task("", total=None, visible=False)
-        labels = {cell["run_id"]: cell_label(cell) for cell in plan.cells}
 
         def on_start(total: int) -> None:
             progress.update(sweep_task, total=total)
@@ -549,32 +591,19 @@ def _run_with_progress(
 
         def on_cell_done(cell: dict[str, Any], record: dict[str, Any] | None) -> None:
             progress.advance(sweep_task)
-            status = record["status"] if record else "failed"
-            fid = (record or {}).get("metrics", {}).get("fid")
-            shown = f"fid {fid:.2f}" if isinstance(fid, float) else (record or {}).get("error", "")
-            evaluated = (record or {}).get("eval", {})
-            if isinstance(fid, float) and evaluated.get("fid_valid") is False:
-                shown += " (FID not valid: too few images for the feature size; read KID)"
-            if isinstance(fid, float) and evaluated.get("is_metric") is False:
-                shown += f" ({cell['eval']['extractor']['name']} extractor: not a metric)"
+            status, text = _cell_line(cell, record, labels[cell["run_id"]])
             colour = "green" if status == "ok" else "red"
             progress.console.print(
-                f"[{colour}]{status}[/] {labels[cell['run_id']]} [dim]{cell['run_id']}[/] {shown}",
-                highlight=False,
+                f"[{colour}]{status}[/] {escape(text)}", highlight=False, soft_wrap=True
             )
 
         return run_sweep(
             plan,
             results,
-            launcher=launcher,
-            workers=workers,
-            force=force,
-            keep_stale=keep_stale,
-            wait=wait,
             on_start=on_start,
-            on_stale=lambda stale: _print_stale(stale, keep_stale),
             on_cell_done=on_cell_done,
             progress=on_cell_progress,
+            **options,
         )
 
 
@@ -605,21 +634,24 @@ def _print_summary(summary: Any, results: str, wall_s: float) -> None:
     show_default=True,
 )
 @click.option("--grids", default=None, help="also copy one sample grid per row into this folder")
-def leaderboard_command(results: str, fmt: str, grids: str | None) -> None:
-    """Show the leaderboard (mean ± std over seeds; best method per target marked)."""
-    from gtbench.leaderboard import best_rows, write_tables
+@click.option("--reference", default="finetune", help="method the paired statistics compare with")
+def leaderboard_command(results: str, fmt: str, grids: str | None, reference: str) -> None:
+    """Show the leaderboard: mean ± std and bootstrap CI over seeds, the paired difference
+    to a reference method with its t-test p and verdict; ★ marks a method better than
+    every other of its target."""
+    from gtbench.leaderboard import write_tables
     from gtbench.sweep import ensure_writable
 
     if not (Path(results) / "runs").is_dir():
         raise UsageError(f"no results in {results!r} (run `gtbench run` first)")
     try:
         ensure_writable(Path(results))
-        runs, board = write_tables(results)
+        runs, board = write_tables(results, reference)
     except UsageError:
         from gtbench.leaderboard import leaderboard, run_rows
 
         runs = run_rows(results)
-        board = leaderboard(runs)
+        board = leaderboard(runs, reference)
     if grids is not None:
         from gtbench.leaderboard import export_grids
 
@@ -638,52 +670,33 @@ def leaderboard_command(results: str, fmt: str, grids: str | None) -> None:
             )
         )
         return
-    _print_board(board, best_rows(board))
+    _print_board(board)
     _print_missing(results, runs)
 
 
-def _num(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+def _print_board(board: Any) -> None:
+    """The leaderboard: a rich table on a terminal, plain lines (one per row, never
+    wrapped) otherwise."""
+    from gtbench.leaderboard import board_cells, plain_lines
 
-
-def _fmt(mean: Any, std: Any) -> str:
-    import math
-
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return _num(mean)
-    return f"{_num(mean)} ± {_num(std)}"
-
-
-def _print_board(board: Any, best: set[int]) -> None:
-    """A rich table; identity columns with one value across all rows go to the title, so
-    the table stays readable in an 80-column terminal."""
-    identity = ["source", "dataset", "shots", "extractor"]
-    constant = [c for c in identity if board[c].nunique() == 1]
-    shown = [c for c in identity if c not in constant]
-    title = "leaderboard (mean ± std over seeds; ★ best FID per target)"
-    if constant:
-        title += "\n" + ", ".join(f"{c} {board[c].iloc[0]}" for c in constant)
+    title, headers, rows, bold = board_cells(board)
+    if not _interactive():
+        for line in plain_lines(title, headers, rows):
+            click.echo(line)
+        return
     from rich.table import Table
 
     table = Table(title=title)
-    for column in [*shown, "method", "seeds", "FID", "KID"]:
+    for column in headers:
         table.add_column(column, overflow="fold")
-    extra = [c for c in HEADLINE_EXTRAS if f"{c}_mean" in board.columns]
-    for column in extra:
-        table.add_column(HEADLINE_EXTRAS[column], overflow="fold")
-    for index, row in board.iterrows():
-        star = "★ " if index in best else ""
-        cells = [str(row[c]) for c in shown] + [
-            star + row["method"],
-            str(row["n_seeds"]),
-            _fmt(row.get("fid_mean"), row.get("fid_std")),
-            _fmt(row.get("kid_mean"), row.get("kid_std")),
-        ]
-        cells += [_fmt(row.get(f"{c}_mean"), row.get(f"{c}_std")) for c in extra]
-        table.add_row(*cells, style="bold" if star else None)
+    for cells, strong in zip(rows, bold, strict=True):
+        table.add_row(*cells, style="bold" if strong else None)
     out.print(table)
+
+
+def _interactive() -> bool:
+    """Rich output (progress bars, tables) only when both streams are terminals."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def _print_missing(results: str, runs: Any) -> None:
@@ -734,6 +747,39 @@ def show(run_id: str, results: str) -> None:
             out.print(f"{label}: {folder / Path(record[key]).name}", highlight=False)
     if record.get("weights"):
         out.print(f"weights: {folder / record['weights']['file']}", highlight=False)
+
+
+@main.command()
+@click.argument("method_a")
+@click.argument("method_b")
+@click.option("--dataset", default=None, help="only this target dataset")
+@click.option("--results", default=DEFAULT_RESULTS, help="results folder")
+def compare(method_a: str, method_b: str, dataset: str | None, results: str) -> None:
+    """Compare two methods seed by seed on every target both ran: Δ = B − A per seed,
+    its mean with a bootstrap 95 % CI, the paired t-test p and the verdict."""
+    from gtbench.leaderboard import compare_command_lines
+
+    for line in compare_command_lines(results, method_a, method_b, dataset):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--results", default=DEFAULT_RESULTS, help="results folder")
+@click.option("--reference", default="finetune", help="method the paired statistics compare with")
+@click.option("--out", default=None, help="output file  [default: RESULTS/report.html]")
+@click.option(
+    "--memorised/--no-memorised",
+    default=True,
+    help="draw samples from the kept generators to show the most memorised ones",
+)
+def report(results: str, reference: str, out: str | None, memorised: bool) -> None:
+    """Write a self-contained HTML report (tables, plots and images embedded)."""
+    from gtbench.report import write_report
+
+    path, notes = write_report(results, reference=reference, out=out, memorised=memorised)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"report: {path}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +121,13 @@ def _selection(record: dict[str, Any]) -> str:
 
 
 def fid_valid(record: dict[str, Any]) -> bool:
-    """The record's ``metrics.fid_valid``; for older records, ``n_reference > feature_dim``
-    when both are recorded (a covariance estimated from fewer images than dimensions is
-    singular), else True."""
-    metrics = record.get("metrics", {})
-    if "fid_valid" in metrics:
-        return bool(metrics["fid_valid"])
-    evaluation = record.get("eval", {})
+    """The record's ``metrics.fid_valid`` (or ``eval.fid_valid``); for older records,
+    ``n_reference > feature_dim`` when both are recorded (a covariance estimated from
+    fewer images than dimensions is singular), else True."""
+    metrics, evaluation = record.get("metrics", {}), record.get("eval", {})
+    for recorded in (metrics, evaluation):
+        if "fid_valid" in recorded:
+            return bool(recorded["fid_valid"])
     n, dim = evaluation.get("n_reference"), evaluation.get("feature_dim")
     if isinstance(n, int) and isinstance(dim, int):
         return n > dim
@@ -209,7 +210,7 @@ def _per_seed(group: pd.DataFrame, column: str) -> dict[int, float]:
     }
 
 
-def _targets(board: pd.DataFrame) -> dict[tuple[Any, ...], list[int]]:
+def targets(board: pd.DataFrame) -> dict[tuple[Any, ...], list[int]]:
     """Target key → board indices. Rows that do not train (train hash ``none``) join
     every training protocol of their evaluation."""
     evaluation = board["protocol"].str.split("-").str[0]
@@ -248,15 +249,14 @@ def leaderboard(
     return (board, ranks) if with_ranks else board
 
 
-def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from gtbench import stats
-
-    empty_ranks = pd.DataFrame(columns=RANK_COLUMNS)
+def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[int, float]]]]:
+    """One row per leaderboard row (means and stds over seeds of the ``ok`` runs), and for
+    each row its per-seed FID and KID (``{"fid": {seed: value}, "kid_mean": {...}}``)."""
     if runs.empty or "status" not in runs:
-        return _empty_board(), empty_ranks
+        return pd.DataFrame(), []
     ok = runs[runs["status"] == "ok"].copy()
     if ok.empty:
-        return _empty_board(), empty_ranks
+        return pd.DataFrame(), []
     for column, default in (
         ("selection", DEFAULT_SELECTION),
         ("fid_valid", True),
@@ -296,7 +296,15 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
     for column in ("fid_mean", "kid_mean", "fid_std", "kid_std"):
         if column not in board:
             board[column] = math.nan
+    return board, seeds
 
+
+def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from gtbench import stats
+
+    board, seeds = _aggregate(runs)
+    if board.empty:
+        return _empty_board(), pd.DataFrame(columns=RANK_COLUMNS)
     values = {column: [math.nan] * len(board) for column in PAIRED + DETAILS if column not in board}
     values["verdict"] = [""] * len(board)
     values["reference"] = [reference] * len(board)
@@ -316,7 +324,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
 
     rank_targets = []
     best_votes: dict[int, list[bool]] = {}
-    for _, members in sorted(_targets(board).items(), key=lambda item: str(item[0])):
+    for _, members in sorted(targets(board).items(), key=lambda item: str(item[0])):
         target = board.loc[members]
         fid_ok = bool(target["fid_valid"].all())
         metric = "fid" if fid_ok else "kid_mean"
@@ -463,3 +471,226 @@ def first_samples(results_dir: str | Path, runs: pd.DataFrame, row: pd.Series) -
         if grid.exists():
             return grid
     return None
+
+
+# --------------------------------------------------------------------------- display
+
+# Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
+HEADLINE_EXTRAS = {"intra_cluster_diversity": "diversity", "mem_closer_to_train": "memorised"}
+BOARD_TITLE = "leaderboard (mean ± std over seeds; ★ better than every other method, paired)"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value: Any) -> str:
+    """A readable number: no decimals from 100 on, 3 significant digits below."""
+    if _missing(value):
+        return "–"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _spread(mean: Any, std: Any) -> str:
+    if _missing(mean):
+        return "–"
+    return number(mean) if _missing(std) else f"{number(mean)} ± {number(std)}"
+
+
+def _interval(low: Any, high: Any) -> str:
+    return "" if _missing(low) else f"[{number(low)}, {number(high)}]"
+
+
+def p_text(p: Any) -> str:
+    if _missing(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _signed(value: Any) -> str:
+    return "–" if _missing(value) else ("+" if value > 0 else "") + number(value)
+
+
+def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], list[bool]]:
+    """The terminal leaderboard as text: (title, headers, rows, bold flags). Identity
+    columns with one value across all rows go to the title."""
+    identity = ["source", "dataset", "shots", "extractor"]
+    constant = [c for c in identity if board[c].nunique() == 1]
+    shown = [c for c in identity if c not in constant]
+    title = BOARD_TITLE
+    if constant:
+        title += "\n" + ", ".join(f"{c} {board[c].iloc[0]}" for c in constant)
+    references = sorted(set(board["reference"].dropna())) if "reference" in board else []
+    versus = f"Δ vs {references[0]}" if len(references) == 1 else "Δ vs reference"
+    extra = [c for c in HEADLINE_EXTRAS if f"{c}_mean" in board.columns]
+    headers = [*shown, "method", "seeds", "FID", "95% CI", f"{versus} [95% CI]", "p", "verdict"]
+    headers += ["KID", *[HEADLINE_EXTRAS[c] for c in extra]]
+    rows, bold = [], []
+    best = best_rows(board)
+    for index, row in board.iterrows():
+        by_kid = row.get("ranked_by") == "kid"
+        prefix = "delta_kid" if by_kid else "delta_fid"
+        delta = _signed(row.get(f"{prefix}_mean"))
+        if delta != "–":
+            ci = _interval(row.get(f"{prefix}_ci95_low"), row.get(f"{prefix}_ci95_high"))
+            delta = f"{delta} {ci}".strip() + (" KID" if by_kid else "")
+        fid = _spread(row.get("fid_mean"), row.get("fid_std"))
+        if row.get("fid_valid") is False or row.get("fid_valid") == 0:
+            fid += " (not valid)"
+        cells = [str(row[c]) for c in shown] + [
+            ("★ " if index in best else "") + str(row["method"]),
+            str(row["n_seeds"]),
+            fid,
+            _interval(row.get("fid_ci95_low"), row.get("fid_ci95_high")),
+            delta,
+            p_text(row.get("delta_p")),
+            str(row.get("verdict") or ""),
+            _spread(row.get("kid_mean"), row.get("kid_std")),
+        ]
+        cells += [_spread(row.get(f"{c}_mean"), row.get(f"{c}_std")) for c in extra]
+        rows.append(cells)
+        bold.append(index in best)
+    return title, headers, rows, bold
+
+
+def plain_lines(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A table as padded plain-text lines (for logs: one line per row, never wrapped)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = title.splitlines()
+    for cells in [headers, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    return lines
+
+
+@dataclass
+class Comparison:
+    """Two methods on one target, seed by seed (``delta`` = b - a; lower is better)."""
+
+    title: str
+    metric: str
+    is_metric: bool
+    seeds: pd.DataFrame
+    result: Any  # gtbench.stats.PairedResult
+
+
+def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> list[Comparison]:
+    """Paired comparison of methods ``a`` and ``b`` on every target both have."""
+    from gtbench import stats
+    from gtbench.errors import UsageError
+
+    board, seeds = _aggregate(runs)
+    if board.empty:
+        raise UsageError("no finished runs to compare")
+    methods = sorted(set(board["method"]))
+    a, b = (_method_named(name, methods) for name in (a, b))
+    if dataset is not None and dataset not in set(board["dataset"]):
+        known = ", ".join(sorted(set(board["dataset"])))
+        raise UsageError(f"no finished runs on dataset {dataset!r} (have: {known})")
+    comparisons, seen = [], set()
+    for _, members in sorted(targets(board).items(), key=lambda item: str(item[0])):
+        by_method = {board.at[i, "method"]: i for i in members}
+        if a not in by_method or b not in by_method:
+            continue
+        ia, ib = by_method[a], by_method[b]
+        row = board.loc[ia]
+        if (ia, ib) in seen or (dataset is not None and row["dataset"] != dataset):
+            continue
+        seen.add((ia, ib))
+        fid_ok = bool(board.loc[members, "fid_valid"].all())
+        metric = "fid" if fid_ok else "kid_mean"
+        first, second = seeds[ia].get(metric, {}), seeds[ib].get(metric, {})
+        shared = sorted(set(first) & set(second))
+        table = pd.DataFrame(
+            {
+                "seed": shared,
+                a: [first[s] for s in shared],
+                b: [second[s] for s in shared],
+                "delta": [second[s] - first[s] for s in shared],
+            }
+        )
+        protocol = (
+            board.loc[ib, "protocol"] if row["protocol"].endswith("none") else row["protocol"]
+        )
+        title = (
+            f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']} "
+            f"· {row['selection']} · protocol {protocol}"
+        )
+        comparisons.append(
+            Comparison(
+                title,
+                "fid" if fid_ok else "kid",
+                bool(board.loc[members, "is_metric"].all()),
+                table,
+                stats.paired_comparison(first, second),
+            )
+        )
+    if not comparisons:
+        raise UsageError(f"methods {a!r} and {b!r} never ran on the same target")
+    return comparisons
+
+
+def _method_named(name: str, methods: list[str]) -> str:
+    """``name`` as the leaderboard spells it: exact, or the one method of that plugin name
+    (``ada`` for ``ada:kimg=100.0``)."""
+    from gtbench.errors import UsageError
+
+    if name in methods:
+        return name
+    same = [m for m in methods if m.split(":", 1)[0] == name]
+    if len(same) == 1:
+        return same[0]
+    raise UsageError(f"no finished runs of method {name!r} (have: {', '.join(methods)})")
+
+
+def comparison_lines(comparison: Comparison, a: str, b: str) -> list[str]:
+    """One comparison as plain text: the per-seed table, then mean Δ, CI, p and verdict."""
+    from gtbench.stats import ALPHA, MIN_PAIRS
+
+    metric = comparison.metric.upper()
+    note = "" if comparison.metric == "fid" else " (FID not valid here)"
+    title = f"{comparison.title}\n{metric}{note}, lower is better; Δ = {b} − {a}"
+    headers = ["seed", a, b, "Δ"]
+    rows = [
+        [str(int(r["seed"])), number(r[a]), number(r[b]), _signed(r["delta"])]
+        for _, r in comparison.seeds.iterrows()
+    ]
+    result = comparison.result
+    if rows:
+        rows.append(
+            [
+                "mean",
+                number(comparison.seeds[a].mean()),
+                number(comparison.seeds[b].mean()),
+                _signed(result.delta_mean),
+            ]
+        )
+    lines = plain_lines(title, headers, rows)
+    ci = _interval(result.ci_low, result.ci_high) or "–"
+    if result.n < MIN_PAIRS:
+        verdict = f"too few seeds for a test ({result.n} shared, {MIN_PAIRS} needed)"
+    else:
+        outcome = (
+            f"{b} is {result.verdict} than {a}"
+            if result.verdict in ("better", "worse")
+            else f"{result.verdict}: no difference shown"
+        )
+        verdict = f"{result.test}: p = {p_text(result.p)} → {outcome} (α = {ALPHA})"
+    if not comparison.is_metric:
+        verdict += f"; {NOT_A_METRIC} (random extractor)"
+    lines.append(f"mean Δ {_signed(result.delta_mean)}, 95% bootstrap CI {ci}; {verdict}")
+    return lines
+
+
+def compare_command_lines(results: str, a: str, b: str, dataset: str | None) -> list[str]:
+    """What ``gtbench compare`` prints."""
+    from gtbench.errors import UsageError
+
+    if not (Path(results) / "runs").is_dir():
+        raise UsageError(f"no results in {results!r} (run `gtbench run` first)")
+    lines: list[str] = []
+    runs = run_rows(results)
+    methods = sorted(set(runs["method"])) if not runs.empty else []
+    a, b = (_method_named(name, methods) for name in (a, b))
+    for comparison in compare(runs, a, b, dataset):
+        lines += [*comparison_lines(comparison, a, b), ""]
+    return lines[:-1]
