@@ -63,3 +63,31 @@ def test_every_method_gets_the_same_counted_budget(source: str, method: str) -> 
     assert counts == (ITERS - WARMUP, ITERS, WARMUP, ITERS * 2), (
         f"{method} on {source}: g_steps, d_steps, warmup_steps, images_seen = {counts}"
     )
+
+
+@pytest.mark.parametrize("method", _training_methods())
+def test_planned_phases_give_equal_budgets_at_the_default_suite_budget(method: str) -> None:
+    """The tiny runs above round a method's fractions of the budget to nothing; the plan at
+    the default suite's budget (300 steps, warm-up 20 for a fresh D) must be equal too."""
+    from gtbench.trainer import resolve_phases
+
+    cls = registry.methods().get(method)
+    instance = registry.methods().create(PluginSpec(method, dict(cls.example_params)))
+    if instance.unequal_budget:
+        pytest.skip(instance.unequal_budget)
+    source = registry.sources().create("animals-dcgan32")
+    networks = source.load(pretrained=instance.start_from_pretrained)
+    config = TrainConfig(iters=300, batch_size=2, d_warmup=20)
+    shots = torch.rand((4, 1, 32, 32)) * 2 - 1
+    ctx = build_context(
+        networks.generator, networks.discriminator, shots, config, 0, torch.device("cpu")
+    )
+    ctx.generator = instance.prepare_generator(ctx.generator)
+    instance.setup(ctx)  # phases may depend on what setup measured
+    phases = resolve_phases(ctx, instance)
+    g_steps = sum(p.steps for p in phases if p.trains_generator)
+    d_only = [(p.name, p.steps) for p in phases[1:] if not p.trains_generator and p.steps]
+    assert (g_steps, sum(p.steps for p in phases)) == (280, 300), (
+        f"{method}: D-only phases of its own {d_only} take G steps out of the budget; "
+        "make them count as G steps or declare unequal_budget"
+    )

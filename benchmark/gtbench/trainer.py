@@ -429,6 +429,8 @@ def train(ctx: TrainContext, method: Method) -> None:
     phases = resolve_phases(ctx, method)
     planned_g = sum(p.steps or 0 for p in phases if p.trains_generator)
     planned_d = sum(p.steps or 0 for p in phases)
+    # the trainer's own D-only warm-up (a method's D-only phase is not counted as one)
+    warmup_phase = phases[0] if min(max(config.d_warmup, 0), config.iters) > 0 else None
     # regulariser strength is measured over the last 10 % of each network's updates
     measure_g_from = planned_g - max(1, math.ceil(0.1 * planned_g))
     measure_d_from = planned_d - max(1, math.ceil(0.1 * planned_d))
@@ -491,8 +493,8 @@ def train(ctx: TrainContext, method: Method) -> None:
                     ctx.d_optimizer.step()
             ctx.d_steps += 1
             ctx.images_seen += batch
-            if not phase.trains_generator:
-                ctx.warmup_steps += phase.name == WARMUP
+            if phase is warmup_phase:
+                ctx.warmup_steps += 1
             method.after_step(ctx, step)
             window.add("loss_d", loss_d)
             window.add("d_real", d_real.mean())
