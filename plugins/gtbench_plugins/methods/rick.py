@@ -37,7 +37,7 @@ from .adam import output_axis
 if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep
 
-WARMUP = "warmup"
+WARMUP = "head-warmup"
 
 
 class Kernel:
@@ -156,26 +156,30 @@ class RICK(Method):
             "estimate_steps": [],  # main-phase step indices at which Fisher was estimated
             "frozen_history": [],
         }
-        self._d_flags: list[bool] = []
+        self._flags: list[list[bool]] = []
 
     def phases(self, ctx: TrainContext) -> list[Phase]:
-        """``warmup`` (D's last block only, no G step), then ``main``."""
+        """``head-warmup`` (D's last block only; G frozen, its update slots idle as the
+        authors' warm-up iterations, counted in the same budget), then ``main``."""
         warmup = ctx.state["rick"]["warmup"]
         main = Phase("main")
-        return [Phase(WARMUP, warmup, updates="d"), main] if warmup > 0 else [main]
+        return [Phase(WARMUP, warmup), main] if warmup > 0 else [main]
 
     def on_phase_start(self, ctx: TrainContext, phase: Phase) -> None:
         assert ctx.discriminator is not None
-        if phase.name == WARMUP and ctx.state["rick"]["warmup"] and not self._d_flags:
-            self._d_flags = [p.requires_grad for p in ctx.discriminator.parameters()]
-            for parameter in ctx.discriminator.parameters():
-                parameter.requires_grad_(False)
+        networks = (ctx.generator, ctx.discriminator)
+        if phase.name == WARMUP and not self._flags:
+            self._flags = [[p.requires_grad for p in net.parameters()] for net in networks]
+            for net in networks:
+                for parameter in net.parameters():
+                    parameter.requires_grad_(False)
             for parameter in ctx.discriminator.named_blocks()[-1][1].parameters():
                 parameter.requires_grad_(True)
-        elif phase.name == "main" and self._d_flags:
-            for parameter, flag in zip(ctx.discriminator.parameters(), self._d_flags, strict=True):
-                parameter.requires_grad_(flag)
-            self._d_flags = []
+        elif phase.name == "main" and self._flags:
+            for net, flags in zip(networks, self._flags, strict=True):
+                for parameter, flag in zip(net.parameters(), flags, strict=True):
+                    parameter.requires_grad_(flag)
+            self._flags = []
 
     # ------------------------------------------------------------------ Fisher, decisions
     def filter_fisher(self, ctx: TrainContext) -> list[torch.Tensor]:

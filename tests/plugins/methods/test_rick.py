@@ -32,8 +32,9 @@ class Recording(registry.methods().get("rick")):  # type: ignore[misc]
     def after_step(self, ctx, step) -> None:  # noqa: ANN001
         super().after_step(ctx, step)
         kernels = [k.param.detach().clone() for k in self.kernels]
-        if step.stage == "warmup":
-            self.warm.append((snapshot(ctx.generator), snapshot(ctx.discriminator)))
+        if step.stage == "head-warmup":
+            if step.phase == "g":
+                self.warm.append((snapshot(ctx.generator), snapshot(ctx.discriminator)))
         elif step.phase == "d":
             frozen = [k.frozen.clone() for k in self.kernels]
             pruned = [k.pruned.clone() for k in self.kernels]
@@ -54,7 +55,8 @@ def test_frozen_filters_bitwise_equal_pruned_zero_rest_trained(source: str) -> N
     method.fit(ctx)
     state = ctx.state["rick"]
     assert state["warmup"] == 2 and state["interval"] == 5  # 13 main steps, 3 estimates
-    assert len(method.after) == 13 and ctx.g_steps == 13
+    # the warm-up's idle G slots count in the same budget as every method's
+    assert len(method.after) == 13 and ctx.g_steps == 15 and ctx.warmup_steps == 0
     frozen_total = pruned_total = 0
     for (before, frozen, pruned), after in zip(method.before, method.after, strict=True):
         moved = False
@@ -100,7 +102,7 @@ def test_warmup_trains_only_ds_last_block(source: str) -> None:
     last = ctx.discriminator.named_blocks()[-1][0]
     method = Recording(estimates=3, fisher_samples=2)
     method.fit(ctx)
-    assert len(method.warm) == 2 and ctx.warmup_steps == 2 and ctx.d_steps == 15
+    assert len(method.warm) == 2 and ctx.d_steps == 15 and ctx.g_steps == 15
     g_end, d_end = method.warm[-1]
     assert all(torch.equal(v, g_start[k]) for k, v in g_end.items())
     for key, value in d_end.items():
@@ -108,8 +110,9 @@ def test_warmup_trains_only_ds_last_block(source: str) -> None:
             assert not torch.equal(value, d_start[key]), f"{key} did not warm up"
         else:
             assert torch.equal(value, d_start[key]), f"{key} trained during warm-up"
-    # afterwards the whole D trains again
+    # afterwards the whole D trains again, and G
     assert all(p.requires_grad for p in ctx.discriminator.parameters())
+    assert all(p.requires_grad for p in ctx.generator.parameters())
 
 
 def test_defaults_follow_the_authors_and_scale_to_short_budgets() -> None:
