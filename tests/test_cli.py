@@ -194,3 +194,111 @@ def test_missing_asset_fails_the_sweep_before_training(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "asset 'unobtainable' is unavailable" in result.output
     assert not list((tmp_path / "r").glob("runs/*/record.json"))
+
+
+# --------------------------------------------------------------------------- a fast CLI
+
+HEAVY = ("torch", "torch_fidelity", "pandas")
+PROBE = (
+    "import sys\n"
+    "from click.testing import CliRunner\n"
+    "from gtbench.cli import main\n"
+    "result = CliRunner().invoke(main, sys.argv[1:])\n"
+    "print(result.exit_code, [m for m in {heavy!r} if m in sys.modules])\n"
+    "print(result.output)\n"
+)
+
+
+def _probe(*args):
+    """Exit code, heavy modules imported and output of the CLI in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first, _, output = done.stdout.partition("\n")
+    code, _, heavy = first.partition(" ")
+    return int(code), heavy, output
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--help"], 0, "Commands:"),
+        (["run", "--help"], 0, "--device"),
+        (["leaderboard", "--help"], 0, "[default: table]"),
+        (["run", "--methods", "finetun"], 2, "did you mean 'finetune'"),
+        (["run", "--sources", "nope:x=1"], 2, "unknown source 'nope'"),
+        (["run", "--shots", "ten"], 2, "comma-separated integers"),
+        (["run", "--device", "gpu"], 2, "--device must be cpu, cuda, cuda:N or mps"),
+        (["run", "--iters", "-1"], 2, "Invalid value for '--iters'"),
+        (["run", "--bogus"], 2, "No such option"),
+    ],
+)
+def test_help_and_usage_errors_import_nothing_heavy(args, code, message):
+    """What makes them answer in well under a second (perf/cli_latency.py has figures)."""
+    exit_code, heavy, output = _probe(*args)
+    assert (exit_code, heavy) == (code, "[]"), output
+    assert message in output
+
+
+def test_lazy_commands_are_listed_with_their_own_help():
+    import importlib
+
+    from gtbench.cli import LAZY_COMMANDS
+
+    for name, (target, short) in LAZY_COMMANDS.items():
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert command.name == name
+        assert command.get_short_help_str(limit=1000) == short
+    result = gtbench("status", "--help")
+    assert result.exit_code == 0 and "--results" in result.output
+
+
+def test_every_run_option_documents_its_default_or_choices():
+    result = gtbench("run", "--help")
+    text = " ".join(result.output.split())
+    for expected in (
+        "[default: results]",
+        "[default: default]",
+        "[env var: GTBENCH_DEVICE]",
+        "[installed: ada, adafm,",
+        "[installed: local, process, ray, slurm]",
+        "default: the suite's",
+    ):
+        assert expected in text, expected
+
+
+def test_device_option_and_its_environment_form(tmp_path, monkeypatch):
+    monkeypatch.setenv("GTBENCH_DEVICE", "")  # restored after the test (the CLI exports it)
+    result = gtbench("run", *FAST, "--methods", "finetune", "--device", "cpu", results=tmp_path)
+    assert result.exit_code == 0, result.output
+    record = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
+    assert record["device"] == "cpu"
+    monkeypatch.setenv("GTBENCH_DEVICE", "tpu")
+    result = gtbench("run", *FAST, results=tmp_path)
+    assert result.exit_code == 2 and "--device must be" in result.output
+
+
+def test_a_missing_cuda_device_fails_before_training(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("GTBENCH_DEVICE", "")  # restored after the test (the CLI exports it)
+    result = gtbench("run", *FAST, "--methods", "finetune", "--device", "cuda:1", results=tmp_path)
+    assert result.exit_code == 2
+    assert "--device cuda:1: this machine has 0 visible CUDA device(s)" in result.output
+    assert not list(tmp_path.glob("runs/*/record.json"))
+
+
+@pytest.mark.network
+def test_fetch_downloads_into_an_empty_cache(tmp_path):
+    """The one place the test suite downloads (PyPI): run with `pytest -m network`."""
+    result = gtbench("fetch", "animals-cat", "--cache", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cache" / "downloads" / "animal_mnist-0.4-py3-none-any.whl").is_file()

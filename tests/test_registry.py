@@ -5,6 +5,7 @@ import pytest
 from gtbench import registry
 from gtbench.api import Method
 from gtbench.errors import PluginError
+from gtbench.spec import parse_spec
 
 
 @pytest.fixture
@@ -99,3 +100,25 @@ def test_unknown_parameter_is_one_clear_error():
 def test_parameters_are_parsed_to_their_types():
     source = registry.sources().create("debug:width=8,discriminator=false")
     assert source.params["width"] == 8 and source.params["discriminator"] is False
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("debug:discriminator=1", "expected true or false, got '1'"),
+        ("debug:discriminator=yes", "expected true or false, got 'yes'"),
+        ("debug:width=8.5", "expected an integer, got '8.5'"),
+        ("debug:width=wide", "expected an integer, got 'wide'"),
+    ],
+)
+def test_parameter_types_are_strict(spec, message):
+    with pytest.raises(PluginError, match=message):
+        registry.sources().create(spec)
+
+
+def test_integral_values_are_normalised():
+    for spec in ("debug:width=8", "debug:width=8.0", {"name": "debug", "width": 8.0}):
+        width = registry.sources().create(parse_spec(spec)).params["width"]
+        assert width == 8 and type(width) is int
+    source = registry.sources().create("debug:discriminator=FALSE")
+    assert source.params["discriminator"] is False

@@ -12,9 +12,11 @@ def test_builtin_suites_load():
 
 def test_toml_and_yaml(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text('methods = ["finetune"]\nseeds = [0, 1]\n[train]\niters = 3\n')
+    toml.write_text(
+        'methods = ["finetune"]\nseeds = [0, 1]\nextractor = "debug"\n[train]\niters = 3\n'
+    )
     yaml = tmp_path / "s.yaml"
-    yaml.write_text("methods: [finetune]\nseeds: [0, 1]\ntrain: {iters: 3}\n")
+    yaml.write_text("methods: [finetune]\nseeds: [0, 1]\nextractor: debug\ntrain: {iters: 3}\n")
     for path in (toml, yaml):
         suite = load_suite(path)
         assert suite.methods == ["finetune"] and suite.seeds == [0, 1]
@@ -73,7 +75,7 @@ def test_sweeps_reject_unknown_keys(tmp_path):
 def test_command_line_overrides_every_part(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(
-        '[[sweeps]]\nsources = ["debug"]\n[sweeps.train]\niters = 5\n'
+        'extractor = "debug"\n[[sweeps]]\nsources = ["debug"]\n[sweeps.train]\niters = 5\n'
         '[[sweeps]]\nsources = ["debug:width=8"]\n'
     )
     suite = load_suite(path)
@@ -81,3 +83,78 @@ def test_command_line_overrides_every_part(tmp_path):
     suite.override(sources=["debug:width=4"])
     assert [p.train["iters"] for p in suite.parts()] == [2, 2]
     assert [p.sources for p in suite.parts()] == [["debug:width=4"], ["debug:width=4"]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'methods = ["finetune"]\n',
+        "[eval]\nn_samples = 10\n",
+        '[[sweeps]]\nextractor = "debug"\n[[sweeps]]\nshots = [5]\n',
+    ],
+)
+def test_a_suite_file_must_name_its_extractor(tmp_path, text):
+    path = tmp_path / "no-extractor.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=r"no-extractor\.toml: no extractor named") as error:
+        load_suite(path)
+    assert "\n" not in str(error.value)
+    path.write_text(text.replace("n_samples", 'extractor = "debug"\nn_samples'))
+    if "n_samples" in text:
+        assert load_suite(path).extractor == "debug"  # named under [eval] is enough
+
+
+def test_builtin_suites_name_their_extractor():
+    from importlib import resources
+
+    for file in (resources.files("gtbench") / "suites").iterdir():
+        if file.name.endswith(".toml"):
+            suite = load_suite(file.name.removesuffix(".toml"))
+            assert suite.extractor, file.name
+
+
+def _suite_file(tmp_path, text):
+    path = tmp_path / "s.toml"
+    path.write_text('sources = ["debug"]\ndatasets = ["debug"]\nextractor = "debug"\n' + text)
+    return path
+
+
+def test_values_are_typed_and_normalised_before_run_id(tmp_path):
+    from gtbench.cells import plan_suite
+
+    suite = load_suite(
+        _suite_file(
+            tmp_path,
+            'methods = ["freeze-d:layers=2", "freeze-d:layers=2.0", {name = "freeze-d", '
+            'layers = 2.0}]\n[train]\niters = "3"\nlr_g = 1\nflip = false\n',
+        )
+    )
+    assert suite.train == {"iters": 3, "lr_g": 1.0, "flip": False}
+    assert type(suite.train["iters"]) is int and type(suite.train["lr_g"]) is float
+    cells = plan_suite(suite).cells
+    assert {c["method"]["params"]["layers"] for c in cells} == {2}
+    assert len({c["run_id"] for c in cells}) == 1  # one configuration, one identity
+    same = load_suite(
+        _suite_file(
+            tmp_path,
+            'methods = ["freeze-d:layers=2"]\n[train]\niters = 3\nlr_g = 1.0\nflip = false\n',
+        )
+    )
+    assert plan_suite(same).cells[0]["run_id"] == cells[0]["run_id"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[train]\niters = "300x"\n', "[train]: iters = '300x': expected an integer"),
+        ("[train]\niters = 2.5\n", "[train]: iters = 2.5: expected an integer"),
+        ('[train]\nflip = "yes"\n', "[train]: flip = 'yes': expected true or false"),
+        ("[train]\nflip = 1\n", "[train]: flip = 1: expected true or false"),
+        ('[train]\nlr_g = "fast"\n', "[train]: lr_g = 'fast': expected a number"),
+        ("[eval]\nn_samples = true\n", "[eval]: n_samples = True: expected an integer"),
+    ],
+)
+def test_wrong_types_are_one_line_naming_the_key(tmp_path, text, message):
+    with pytest.raises(UsageError) as caught:
+        load_suite(_suite_file(tmp_path, 'methods = ["finetune"]\n' + text))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
