@@ -148,3 +148,27 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert shot.returncode == 0 and not re.search(r"CONSOLE|Uncaught", shot.stderr)
     with Image.open("/tmp/report.png") as image:
         assert image.size == (1400, 3000)
+
+
+def test_report_of_records_alone_plots_shots_and_curves_and_says_what_is_missing(tmp_path):
+    from gtbench.records import write_record
+    from gtbench.report import write_report
+    from tests.test_leaderboard import _record
+
+    curve = [{"step": s, "fid": 50.0 - s, "kid_mean": 0.1, "n_samples": 20} for s in (5, 10)]
+    for shots in (10, 100):
+        for method, base in (("finetune", 10.0), ("cdc", 12.0)):
+            for seed in range(3):
+                record = _record(f"{method}{shots}-{seed}", method, seed, base + seed + shots / 10)
+                record.update(shots=shots, curve=curve)
+                write_record(tmp_path, record)
+                log = tmp_path / "runs" / record["run_id"] / "train_log.csv"
+                log.write_text("step,phase,loss_g,loss_d\n5,main,0.7,1.3\n10,main,0.6,1.2\n")
+    path, notes = write_report(tmp_path)
+    page = _Page()
+    page.feed(path.read_text())
+    assert "Quality vs number of shots" in page.headings
+    # per target (10 and 100 shots) a forest plot, a train_log plot and a curve; one shots plot
+    assert page.rows == 4 and len(page.images) == 2 + 2 + 2 + 1
+    assert any("no samples.png" in note for note in notes)
+    assert any("no kept generator weights" in note for note in notes)
