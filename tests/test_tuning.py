@@ -266,6 +266,7 @@ def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
     args = ["tune", "--suite", "debug", "--datasets", DEBUG_VAL, "--methods", "finetune"]
     result = gtbench(*args, "--trials", "2", *TINY, results=tmp_path)
     assert result.exit_code == 0, result.output
+    assert "default vs tuned" in result.output
     records = _records(tmp_path)
     trials = [r for r in records if r["selection"] == "trial"]
     tuned = [r for r in records if r["selection"] == "tuned-validation"]
