@@ -112,3 +112,12 @@ def test_rebuilt_generator_loads_the_adapted_weights() -> None:
     rebuilt.load_state_dict(ctx.g_ema.state_dict())
     z = ctx.g_ema.sample_latent(2)
     assert torch.equal(rebuilt.eval()(z), ctx.g_ema.eval()(z))
+
+
+def test_without_probing_the_source_networks_are_scored() -> None:
+    ctx = debug_context(iters=4)
+    method = registry.methods().create("adam:probe_iters=0,fisher_samples=2")
+    method.fit(ctx)
+    assert ctx.state["adam_probe_iters"] == 0 and ctx.g_steps == 4
+    assert ctx.state["adam_importance"]
+    assert method.extra_metrics(ctx)["adam_modulated_filters"] > 0
