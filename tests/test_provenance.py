@@ -221,7 +221,7 @@ def test_records_name_no_path_of_the_machine(tmp_path):
         assert reference_cache_path(cache_dir(), key).name == f"{key}.pt"
 
 
-def test_force_keeps_the_good_record_until_the_rerun_succeeds(tmp_path):
+def test_force_keeps_the_good_record_until_the_rerun_succeeds(tmp_path, monkeypatch):
     Versioned.version, Versioned.broken = "1", False
     registry.methods().register("versioned", Versioned)
     args = [*TINY, "--methods", "versioned"]
@@ -246,7 +246,21 @@ def test_force_keeps_the_good_record_until_the_rerun_succeeds(tmp_path):
     again = gtbench("run", *args, results=tmp_path)  # not forced: the cell is done
     assert "1 already done" in again.output
 
+    # a rerun failing at the very end (samples written, weights not): nothing replaced
     Versioned.broken = False
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
+
+    def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("disk full")
+
+    monkeypatch.setattr("gtbench.runner._save_weights", disk_full)
+    late = gtbench("run", *args, "--force", results=tmp_path)
+    assert late.exit_code == 1 and "disk full" in late.output
+    for name in ("samples.png", "generator.safetensors", RECORD):
+        assert (folder / name).stat().st_mtime_ns == stamps[name], name  # not rewritten
+    assert (folder / RECORD).read_bytes() == kept[RECORD]
+    monkeypatch.undo()
+
     fixed = gtbench("run", *args, "--force", results=tmp_path)
     assert fixed.exit_code == 0, fixed.output
     assert not (folder / FAILED_RECORD).exists() and not (folder / TRACEBACK).exists()
