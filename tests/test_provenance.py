@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gtbench import registry
+from gtbench.api import Parameter
 from gtbench.cells import identity_of, plan_suite, run_id_of
 from gtbench.records import (
     FAILED_RECORD,
@@ -267,3 +268,35 @@ def test_force_keeps_the_good_record_until_the_rerun_succeeds(tmp_path, monkeypa
     record = json.loads((folder / RECORD).read_text())
     assert record["status"] == "ok" and record["finished_at"] >= failure["finished_at"]
     assert (folder / RECORD).read_bytes() != kept[RECORD]  # replaced by the new success
+
+
+class Tunable(FineTune):
+    """finetune with one parameter."""
+
+    parameters: ClassVar = {"strength": Parameter(1.0, "a made-up knob")}
+
+
+def test_stale_records_are_matched_to_cells_by_configuration(tmp_path):
+    import copy
+
+    from gtbench.records import write_record
+    from gtbench.sweep import stale_records
+
+    registry.methods().register("tunable", Tunable)
+    (cell,) = _plan(methods=["tunable"]).cells
+
+    def record_of(run_id: str, version: str, strength: float) -> dict:
+        record = copy.deepcopy({k: v for k, v in cell.items() if k != "train"})
+        record.update(run_id=run_id, status="ok", hparams={"train": cell["train"]})
+        record["method"].update(version=version, params={"strength": strength})
+        return record
+
+    write_record(tmp_path, record_of("older", "0", 1.0))  # same settings, older code
+    write_record(tmp_path, record_of("moved", "0", 2.0))  # older code, other default
+    write_record(tmp_path, record_of("chosen", "1", 3.0))  # another configuration: not stale
+    found = {s.run_id: s for s in stale_records([cell], tmp_path)}
+    assert set(found) == {"older", "moved"}
+    assert found["older"].exact and found["older"].reason == "method tunable version 0 → 1"
+    assert not found["moved"].exact  # listed, never kept by --keep-stale
+    assert "strength 2.0 → 1.0" in found["moved"].reason
+    assert all(s.cell_run_id == cell["run_id"] for s in found.values())

@@ -278,14 +278,49 @@ def cell_key(item: dict[str, Any]) -> tuple[Any, ...]:
     return (*names, item.get("shots"), item.get("seed"))
 
 
-def same_configuration(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def same_configuration(
+    a: dict[str, Any], b: dict[str, Any], ignore: frozenset[str] = frozenset()
+) -> bool:
     """Whether two records/cells are the same cell up to code versions and data: same
     plugins, shots and seed, and equal parameters and train/eval settings on every key
-    both know (a setting added since the older one was made does not count)."""
+    both know (a setting added since the older one was made does not count). The
+    parameters of the plugin kinds in ``ignore`` are not compared."""
     if cell_key(a) != cell_key(b):
         return False
     sa, sb = _settings(a), _settings(b)
-    return all(sa[part][k] == sb[part][k] for part in sa for k in sa[part].keys() & sb[part].keys())
+    return all(
+        sa[part][k] == sb[part][k]
+        for part in sa
+        if part not in ignore
+        for k in sa[part].keys() & sb[part].keys()
+    )
+
+
+def changed_versions(old: dict[str, Any], new: dict[str, Any]) -> frozenset[str]:
+    """The plugin kinds whose version differs between two records/cells (all of them when
+    the older one predates recorded versions): their parameters' defaults may differ."""
+    if int(old.get("schema_version") or 1) < 2:
+        return frozenset(_KINDS)
+    return frozenset(
+        kind
+        for kind in _KINDS
+        if plugin_ref_of(old, kind).get("version") != plugin_ref_of(new, kind).get("version")
+    )
+
+
+def parameter_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``method ewc: weight 5000 → 500, ...`` for the plugin parameters that differ."""
+    sa, sb = _settings(old), _settings(new)
+    parts = []
+    for kind in _KINDS:
+        keys = sorted(sa[kind].keys() & sb[kind].keys())
+        changes = [
+            f"{k} {sa[kind][k]!r} → {sb[kind][k]!r}" for k in keys if sa[kind][k] != sb[kind][k]
+        ]
+        if changes:
+            name = plugin_ref_of(new, kind).get("name")
+            parts.append(f"{kind} {name} parameters: {', '.join(changes)}")
+    return "; ".join(parts)
 
 
 def kept_stale(results_dir: str | Path) -> set[str]:

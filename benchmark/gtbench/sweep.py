@@ -22,8 +22,10 @@ from gtbench.records import (
     RECORD,
     CorruptRecord,
     atomic_write_text,
+    changed_versions,
     difference,
     iter_records,
+    parameter_changes,
     read_record,
     run_dir,
     same_configuration,
@@ -40,6 +42,10 @@ class StaleRecord:
     cell_run_id: str  # the planned cell's
     label: str
     reason: str
+    # False: only the parameters of a plugin whose version changed differ (their defaults
+    # may have moved with it); such a record stands for the cell in the listing only and
+    # is never kept by --keep-stale
+    exact: bool = True
 
 
 @dataclass
@@ -106,12 +112,18 @@ def stale_records(pending: list[dict[str, Any]], results_dir: Path) -> list[Stal
     for record in iter_records(results_dir):
         if record["status"] != "ok" or record["run_id"] in wanted:
             continue
+        match = next((cell for cell in pending if same_configuration(record, cell)), None)
+        if match is not None:
+            reason = difference(record, match)
+            found.append(StaleRecord(record["run_id"], match["run_id"], cell_label(match), reason))
+            continue
         for cell in pending:
-            if same_configuration(record, cell):
+            if same_configuration(record, cell, changed_versions(record, cell)):
                 reason = difference(record, cell)
-                found.append(
-                    StaleRecord(record["run_id"], cell["run_id"], cell_label(cell), reason)
-                )
+                changes = parameter_changes(record, cell)
+                reason += f"; {changes}" if changes else ""
+                label = cell_label(cell)
+                found.append(StaleRecord(record["run_id"], cell["run_id"], label, reason, False))
                 break
     return found
 
@@ -126,7 +138,7 @@ def triage(
     pending, summary.already_done, summary.notes = pending_cells(plan, results_dir, force)
     summary.stale = stale_records(pending, results_dir)
     if keep_stale and summary.stale:
-        kept = {stale.cell_run_id for stale in summary.stale}
+        kept = {stale.cell_run_id for stale in summary.stale if stale.exact}
         pending = [cell for cell in pending if cell["run_id"] not in kept]
         summary.kept_stale = len(kept)
         summary.already_done += len(kept)
@@ -238,7 +250,7 @@ def run_sweep(
         make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
         prefetch_assets(pending)
         check_contracts(pending)
-    kept = {s.run_id: s.cell_run_id for s in summary.stale} if keep_stale else {}
+    kept = {s.run_id: s.cell_run_id for s in summary.stale if s.exact} if keep_stale else {}
     _write_plan(plan, results_dir, kept)
     by_id = {cell["run_id"]: cell for cell in pending}
     if on_start is not None:
