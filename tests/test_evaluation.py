@@ -367,3 +367,22 @@ def test_intra_cluster_diversity_by_hand_and_memorisation_without_shots():
     assert math.isnan(intra_cluster_diversity(features[:1], assignment[:1], 3))
     empty = memorisation_metrics(features, features[:0], features)
     assert all(math.isnan(v) for v in empty.values())
+
+
+@pytest.mark.parametrize(("size", "valid"), [(168, False), (169, True)])
+def test_fid_is_flagged_not_valid_when_reference_images_do_not_exceed_feature_dim(
+    generator, tmp_path, size, valid
+):
+    """128-d debug features: 128 evaluation images give a singular reference covariance
+    (FID flagged, reason recorded), 129 do not; KID is computed either way."""
+    result = run(generator, make_dataset(size=size), tmp_path)  # pool 40: size - 40 evaluated
+    assert result.settings["n_reference"] == size - 40 and result.settings["feature_dim"] == 128
+    assert result.metrics["fid_valid"] is valid and result.settings["fid_valid"] is valid
+    reason = result.settings["fid_valid_reason"]
+    assert ("rank-deficient" in reason and "128-d" in reason) is not valid
+    assert math.isfinite(result.metrics["kid_mean"])
+
+
+def test_records_say_whether_the_extractor_is_a_metric(generator, tmp_path):
+    assert run(generator, make_dataset(), tmp_path).settings["is_metric"] is False  # debug
+    assert Extractor.is_metric is True  # the default of every other extractor

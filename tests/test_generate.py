@@ -161,3 +161,78 @@ def test_no_keep_weights(tmp_path):
     assert record["weights"] is None
     assert not list(tmp_path.glob("runs/*/generator.safetensors"))
     assert "kept no weights" in gtbench("generate", record["run_id"], results=tmp_path).output
+
+
+def _png_tensor(path) -> torch.Tensor:
+    import numpy as np
+
+    with Image.open(path) as image:
+        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def test_generate_truncation_pulls_toward_the_sources_latent_avg(tmp_path, monkeypatch):
+    """A kept StyleGAN2 generator keeps ``latent_avg``: ``gtbench generate --truncation 0.7``
+    of a source-only run equals the source's own truncated output pixel for pixel, and
+    differs from truncating toward zero (what the lost, non-persistent buffer did). A
+    fine-tuned run keeps the same centre."""
+    from gtbench import registry
+    from gtbench_plugins.sources.stylegan2.networks import (
+        StyleGAN2Discriminator,
+        StyleGAN2Generator,
+    )
+
+    init = StyleGAN2Generator.__init__
+
+    def stored_noise(self, *args, **kwargs):  # the same noise maps on both sides
+        init(self, *args, **kwargs)
+        self.randomize_noise = False
+
+    monkeypatch.setattr(StyleGAN2Generator, "__init__", stored_noise)
+    torch.manual_seed(0)
+    generator = StyleGAN2Generator(16, style_dim=32, n_mlp=2, channel_max=16)
+    discriminator = StyleGAN2Discriminator(16, channel_max=16)
+    centre = torch.randn(32) * 0.5 + 1.0  # far from zero, so toward-zero truncation differs
+    state = {k: v for k, v in generator.state_dict().items() if k != "latent_avg"}
+    ckpt = tmp_path / "tiny.pt"
+    torch.save({"g_ema": state, "g": state, "d": discriminator.state_dict(),
+                "latent_avg": centre}, ckpt)  # fmt: skip
+    results = tmp_path / "results"
+    methods = ["--methods", "source-only,finetune", "--iters", "2"]
+    result = gtbench("run", *FAST, "--sources", f"stylegan2:ckpt={ckpt}", *methods, results=results)
+    assert result.exit_code == 0, result.output
+    run_id = _run_id(results, "source-only")
+    record = json.loads((results / "runs" / run_id / "record.json").read_text())
+    assert record["source_notes"] == {"latent_avg": "checkpoint"}
+    out = tmp_path / "out"
+    result = gtbench("generate", run_id, "--truncation", "0.7", "--n", "6", "--seed", "3",
+                     "--out", str(out), results=results)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    written = torch.stack([_png_tensor(p) for p in sorted(out.glob("*.png"))])
+
+    own = registry.sources().create(f"stylegan2:ckpt={ckpt},truncation=0.7").load().generator
+    expected = generate_images(own, 6, seed=3, device="cpu")
+    assert torch.equal(written, expected)
+    own.latent_avg.zero_()
+    toward_zero = generate_images(own, 6, seed=3, device="cpu")
+    assert (toward_zero.int() - written.int()).abs().float().mean() > 1.0
+    adapted = load_generator(_run_id(results, "finetune"), results)
+    assert torch.equal(adapted.latent_avg, centre)
+
+
+def test_best_ranks_by_kid_where_fid_is_not_valid(tmp_path):
+    """60 evaluation images in the debug extractor's 128-d space: FID is flagged not valid,
+    so --best picks the row with the lowest mean KID and says so."""
+    from gtbench.generate import best_run
+    from gtbench.leaderboard import leaderboard, run_rows
+
+    small = ["--datasets", "debug:size=100", "--methods", "finetune,scratch,source-only"]
+    assert gtbench("run", *FAST, *small, results=tmp_path).exit_code == 0
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("runs/*/record.json")]
+    assert {r["metrics"]["fid_valid"] for r in records} == {False}
+    assert all("rank-deficient" in r["eval"]["fid_valid_reason"] for r in records)
+    board = leaderboard(run_rows(tmp_path))
+    best_by_kid = board.sort_values("kid_mean").iloc[0]
+    run_id, sentence = best_run(tmp_path, "debug:size=100")
+    assert "ranked by KID" in sentence and f"KID {best_by_kid['kid_mean']:.3g}" in sentence
+    chosen = json.loads((tmp_path / "runs" / run_id / "record.json").read_text())
+    assert chosen["method"]["name"] == best_by_kid["method"]

@@ -28,6 +28,7 @@ from gtbench.augment import (
 from gtbench.contracts import check_dataset, check_source
 from gtbench.images import (
     as_rgb,
+    image_sha256s,
     match_format,
     save_grid,
     tensor_sha256,
@@ -37,6 +38,7 @@ from gtbench.images import (
 from gtbench.method import Method, Phase
 from gtbench.networks import BlockNetwork, Discriminator, Generator
 from gtbench.plugin import (
+    ALLOW_OVERLAP,
     Dataset,
     DatasetInfo,
     Extractor,
@@ -73,6 +75,7 @@ __all__ = [
     "Source",
     "SourceInfo",
     "SourceNetworks",
+    "ALLOW_OVERLAP",
     "Dataset",
     "DatasetInfo",
     "FewShotSplit",
@@ -114,6 +117,7 @@ __all__ = [
     "as_rgb",
     "match_format",
     "save_grid",
+    "image_sha256s",
     "tensor_sha256",
     "to_uint8",
     "to_unit_range",

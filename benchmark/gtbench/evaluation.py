@@ -54,6 +54,7 @@ __all__ = [
     "evaluate",
     "extract_features",
     "fid_from_features",
+    "fid_invalid_reason",
     "generate_images",
     "intra_cluster_diversity",
     "kid_from_features",
@@ -101,7 +102,7 @@ class EvalSettings:
 class Evaluation:
     """Metrics of one evaluation and the settings that produced them (both go in the record)."""
 
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # and ``fid_valid`` (bool)
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -318,6 +319,23 @@ def fid_from_features(features_1: torch.Tensor, features_2: torch.Tensor) -> flo
     return float(fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID])
 
 
+def fid_invalid_reason(n_reference: int, feature_dim: int) -> str | None:
+    """Why FID against ``n_reference`` evaluation images is not a valid measure in a
+    ``feature_dim``-dimensional feature space, or None when it is.
+
+    The reference covariance needs full rank: from n <= d images it is singular, and the
+    number then mostly reflects the sample size, not the images. KID (unbiased at any
+    size) is the measure to read and rank by. (The generated side is the user's choice of
+    ``n_samples``; the suites use more samples than feature dimensions.)"""
+    if n_reference <= feature_dim:
+        return (
+            f"{n_reference} evaluation images in a {feature_dim}-d feature space: the "
+            "reference covariance is rank-deficient (n <= d), so FID is not a valid "
+            "measure; rank by KID"
+        )
+    return None
+
+
 def kid_from_features(
     features_1: torch.Tensor,
     features_2: torch.Tensor,
@@ -467,6 +485,8 @@ def evaluate(
         "fid_train": fid_from_features(fake, train) if len(train) >= 2 else math.nan,
         **memorisation_metrics(fake, train, real),
     }
+    fid_invalid = fid_invalid_reason(len(real), int(real.shape[1]))
+    metrics["fid_valid"] = fid_invalid is None
     if progress is not None:
         progress("metrics", 1, 1)
     timings["metrics_s"] = time.perf_counter() - clock
@@ -474,11 +494,15 @@ def evaluate(
     recorded = {
         "extractor": extractor.name,
         "extractor_identity": extractor.identity(),
+        "is_metric": extractor.is_metric,
         "fidelity_extractor": extractor.fidelity_name(),
         "feature_layer": extractor.feature_layer(),
         "feature_dim": int(real.shape[1]),
         "n_samples": settings.n_samples,
         "n_reference": len(real),
+        "fid_valid": fid_invalid is None,
+        "fid_valid_reason": fid_invalid
+        or f"{len(real)} evaluation images > {real.shape[1]} feature dimensions",
         "n_train": len(train),
         "kid_subset_size": kid_size,
         "kid_subset_size_requested": settings.kid_subset_size,

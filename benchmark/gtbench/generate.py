@@ -73,7 +73,10 @@ def load_generator(
 
 def best_run(results_dir: str | Path, dataset: str, shots: int | None = None) -> tuple[str, str]:
     """The run of the first seed of the leaderboard row with the best mean FID for
-    ``dataset``; returns (run_id, a sentence saying which row was chosen)."""
+    ``dataset`` — or the best mean KID where FID is not valid (too few evaluation images
+    for the feature dimension: the leaderboard ranks such targets by KID, column
+    ``ranked_by``); rows of a real metric are preferred to those of the ``debug``
+    extractor. Returns (run_id, a sentence saying which row was chosen and by what)."""
     from gtbench.leaderboard import leaderboard, run_rows
 
     runs = run_rows(results_dir)
@@ -83,19 +86,24 @@ def best_run(results_dir: str | Path, dataset: str, shots: int | None = None) ->
     rows = board[board["dataset"] == dataset]
     if shots is not None:
         rows = rows[rows["shots"] == shots]
-    rows = rows.dropna(subset=["fid_mean"])
+    if "is_metric" in rows and rows["is_metric"].astype(bool).any():
+        rows = rows[rows["is_metric"].astype(bool)]
+    by_kid = "ranked_by" in rows and bool((rows["ranked_by"] == "kid").any())
+    metric, label = ("kid_mean", "KID") if by_kid else ("fid_mean", "FID")
+    rows = rows.dropna(subset=[metric])
     if rows.empty:
         known = ", ".join(sorted(set(board["dataset"])))
         raise GtbenchError(f"no leaderboard row for dataset {dataset!r} (have: {known})")
-    row = rows.sort_values("fid_mean").iloc[0]
+    row = rows.sort_values(metric, kind="stable").iloc[0]
     key = ["source", "method", "dataset", "shots", "extractor", "protocol"]
     match = runs[(runs["status"] == "ok")]
     for column in key:
         match = match[match[column] == row[column]]
     chosen = match.sort_values("seed").iloc[0]
+    why = " (FID not valid on this target: ranked by KID)" if by_kid else ""
     sentence = (
         f"best on {dataset}: {row['method']} from {row['source']} ({row['shots']}-shot, "
-        f"FID {row['fid_mean']:.3g} over {row['n_seeds']} seeds); run {chosen['run_id']} "
+        f"{label} {row[metric]:.3g} over {row['n_seeds']} seeds{why}); run {chosen['run_id']} "
         f"(seed {chosen['seed']})"
     )
     return str(chosen["run_id"]), sentence

@@ -15,6 +15,7 @@ from gtbench.errors import GtbenchError
 
 __all__ = [
     "as_rgb",
+    "image_sha256s",
     "match_format",
     "save_grid",
     "tensor_sha256",
@@ -98,3 +99,14 @@ def tensor_sha256(images: torch.Tensor) -> str:
     digest = hashlib.sha256(f"{data.dtype}{tuple(data.shape)}".encode())
     digest.update(data.numpy().tobytes())
     return digest.hexdigest()
+
+
+def image_sha256s(images: torch.Tensor) -> list[str]:
+    """sha256 of each image's uint8 C×H×W bytes: the content identity of one image, used to
+    compare shots with evaluation images (and an extractor's training images with them)."""
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise GtbenchError(
+            f"expected uint8 N×C×H×W images, got {images.dtype} {tuple(images.shape)}"
+        )
+    data = images.detach().cpu().contiguous().numpy()
+    return [hashlib.sha256(image.tobytes()).hexdigest() for image in data]

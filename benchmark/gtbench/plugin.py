@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gtbench.assets import Asset
 
 __all__ = [
+    "ALLOW_OVERLAP",
     "Dataset",
     "DatasetInfo",
     "Extractor",
@@ -130,6 +131,9 @@ class SourceNetworks:
 
     generator: Generator
     discriminator: Discriminator | None
+    # what the loader computed or assumed that results depend on (e.g. a mean latent it
+    # estimated because the checkpoint has none): recorded as `source_notes`
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class Source(Plugin, ABC):
@@ -180,8 +184,21 @@ class FewShotSplit:
     train: tuple[int, ...]
 
 
+# The opt-in a dataset declares (as ``"allow_overlap": ALLOW_OVERLAP`` in its
+# ``parameters``) so its user may accept shots that are also evaluation images.
+ALLOW_OVERLAP = Parameter(
+    False, "accept shots that are also evaluation images (same content); counted in records"
+)
+
+
 class Dataset(Plugin, ABC):
-    """A target: a fixed set of images with a deterministic K-shot protocol."""
+    """A target: a fixed set of images with a deterministic K-shot protocol.
+
+    Shots and evaluation images are compared by content (sha256 of each image's uint8
+    bytes), not by index: the built-in evaluation set leaves out copies of shot-pool
+    images, and :meth:`shot_eval_overlap` counts what a dataset's own evaluation set
+    (a separate folder, say) still shares with a split. The runner refuses a non-zero
+    count unless the dataset has ``allow_overlap=true``."""
 
     kind: ClassVar[str] = "dataset"
 
@@ -200,12 +217,58 @@ class Dataset(Plugin, ABC):
         return order[: self.info.shot_pool]
 
     def evaluation_images(self) -> torch.Tensor:
-        """The evaluation set as uint8 N×C×H×W: every image outside the shot pool.
+        """The evaluation set as uint8 N×C×H×W: every image outside the shot pool and the
+        validation split that is not a copy (same bytes) of one of theirs, so no shot of any
+        seed, and nothing tuning selected on, is evaluated.
 
         A dataset with a separate evaluation folder overrides this."""
-        pool = set(self.shot_pool())
-        keep = [i for i in range(self.info.size) if i not in pool]
-        return self.images()[keep]
+        from gtbench.images import image_sha256s
+
+        images = self.images()
+        pool = self.shot_pool() + (self.validation_indices() or [])
+        pooled = set(image_sha256s(images[pool]))
+        in_pool = set(pool)
+        hashes = image_sha256s(images)
+        keep = [i for i in range(len(images)) if i not in in_pool and hashes[i] not in pooled]
+        return images[keep]
+
+    def validation_indices(self) -> list[int] | None:
+        """The validation split tuning selects on: the ``info.validation`` images after the
+        shot pool in the fixed permutation, less copies (same bytes) of shot-pool images.
+        ``evaluation_images`` leaves them (and their copies) out. None when the dataset has
+        no validation split."""
+        from gtbench.images import image_sha256s
+
+        info = self.info
+        if info.validation <= 0:
+            return None
+        if info.shot_pool + info.validation >= info.size:
+            raise ValueError(
+                f"dataset {self.name!r}: shot pool {info.shot_pool} + validation "
+                f"{info.validation} leave no evaluation image among {info.size}"
+            )
+        order = torch.randperm(info.size, generator=torch.Generator().manual_seed(0)).tolist()
+        hashes = image_sha256s(self.images())
+        pooled = {hashes[i] for i in order[: info.shot_pool]}
+        held = order[info.shot_pool : info.shot_pool + info.validation]
+        return [i for i in held if hashes[i] not in pooled]
+
+    def validation_images(self) -> torch.Tensor | None:
+        """The validation split as uint8 N×C×H×W, or None when the dataset has none."""
+        indices = self.validation_indices()
+        return None if indices is None else self.images()[indices]
+
+    def shot_eval_overlap(self, split: FewShotSplit) -> int:
+        """How many of the split's shots equal an evaluation image byte for byte (recorded
+        as ``shot_eval_overlap`` in every record; non-zero is an error unless allowed)."""
+        from gtbench.images import image_sha256s
+
+        evaluation = set(image_sha256s(self.evaluation_images()))
+        return sum(h in evaluation for h in image_sha256s(self.images()[list(split.train)]))
+
+    def allows_overlap(self) -> bool:
+        """Whether the user opted in to shots that are also evaluation images."""
+        return bool(self.params.get("allow_overlap", False))
 
     def split(self, shots: int, seed: int) -> FewShotSplit:
         """The K training shots for (shots, seed): a seeded draw from the shot pool."""
@@ -236,6 +299,9 @@ class Extractor(Plugin, ABC):
     """A feature extractor for FID/KID, backed by torch-fidelity's extractor registry."""
 
     kind: ClassVar[str] = "extractor"
+    # False for an extractor whose distances mean nothing (the random `debug` network):
+    # records say so (`eval.is_metric`) and the command line labels its numbers.
+    is_metric: ClassVar[bool] = True
 
     @abstractmethod
     def fidelity_name(self) -> str:

@@ -44,8 +44,8 @@ Reporter = Callable[[str, int, int], None]
 WEIGHTS = "generator.safetensors"
 SAMPLES = "samples.png"
 RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench status`
-STAGING = ".rerun"  # a rerun of an ok cell writes here; files move in once it succeeded
 TRAIN_LOG = "train_log.csv"  # losses, D outputs, R1, method terms per check_every
+STAGING = ".rerun"  # a rerun of an ok cell writes here; files move in once it succeeded
 
 
 def default_device() -> torch.device:
@@ -108,6 +108,9 @@ class MatchedTarget(Dataset):
 
     def split(self, shots: int, seed: int):  # noqa: ANN201 - FewShotSplit
         return self.dataset.split(shots, seed)
+
+    def allows_overlap(self) -> bool:
+        return self.dataset.allows_overlap()
 
     def content_hash(self) -> str:
         return matched_content_hash(self.dataset.content_hash(), self.resolution, self.channels)
@@ -284,9 +287,7 @@ def _adapt_and_evaluate(
     dataset: Dataset = make_plugin("dataset", cell["dataset"])
     extractor = make_plugin("extractor", cell["eval"]["extractor"])
     info = source.info
-    target = MatchedTarget(
-        dataset, info.resolution, info.channels, cell.get("split", "evaluation")
-    )
+    target = MatchedTarget(dataset, info.resolution, info.channels, cell.get("split", "evaluation"))
     split = target.split(cell["shots"], cell["seed"])
     shots = target.images()[list(split.train)]
     if cell.get("dataset_content") and target.content_hash() != cell["dataset_content"]:
@@ -295,9 +296,18 @@ def _adapt_and_evaluate(
             "(content hash); run `gtbench run` again to plan it anew"
         )
     record["train_indices"] = list(split.train)
+    # by content at the matched resolution: the images the generator trains on and is judged by
+    record["shot_eval_overlap"] = target.shot_eval_overlap(split)
+    if record["shot_eval_overlap"] and not target.allows_overlap():
+        raise GtbenchError(
+            f"dataset {dataset.name!r}: {record['shot_eval_overlap']} of the {len(shots)} shots "
+            "are also evaluation images (same content); remove them or pass allow_overlap=true"
+        )
 
     torch.manual_seed(cell["seed"])
     networks = source.load(pretrained=method.start_from_pretrained)
+    if networks.notes:
+        record["source_notes"] = dict(networks.notes)
     discriminator = networks.discriminator
     if discriminator is None and method.trains():
         discriminator = source.new_discriminator()

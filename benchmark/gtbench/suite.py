@@ -15,7 +15,7 @@ Example::
     batch_size = 16
 
     [eval]
-    extractor = "debug"
+    extractor = "shapes-cnn"   # required: the features FID/KID are computed in
     n_samples = 1000
 """
 
@@ -49,7 +49,7 @@ class Suite:
     datasets: list[PluginRef] = field(default_factory=list)
     shots: list[int] = field(default_factory=lambda: [10])
     seeds: list[int] = field(default_factory=lambda: [0])
-    extractor: PluginRef = "debug"
+    extractor: PluginRef = ""  # a suite file must name one (`debug` is not a metric)
     train: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
     launcher: PluginRef = "local"
@@ -134,6 +134,23 @@ def suite_from_mapping(data: dict[str, Any], origin: str) -> Suite:
     return suite
 
 
+def _check_extractor_named(data: dict[str, Any], origin: str) -> None:
+    """A suite names its FID/KID extractor (top level, ``[eval]`` or every ``[[sweeps]]``):
+    a silent default would rank methods in the feature space of a random network."""
+
+    def names(table: Any) -> bool:
+        return isinstance(table, dict) and bool(
+            table.get("extractor") or (table.get("eval") or {}).get("extractor")
+        )
+
+    sweeps = data.get("sweeps") or []
+    if not names(data) and not (sweeps and all(names(part) for part in sweeps)):
+        raise UsageError(
+            f'{origin}: no extractor named; add e.g. extractor = "shapes-cnn" (the features '
+            'FID/KID are computed in; "debug" is a random network, not a metric)'
+        )
+
+
 def _check_section(section: Any, cls: type, origin: str) -> None:
     if not isinstance(section, dict):
         raise UsageError(f"{origin}: expected a table, got {section!r}")
@@ -163,9 +180,10 @@ def load_suite(path: str | Path) -> Suite:
     path_str = str(path)
     builtin = resources.files("gtbench") / "suites" / f"{path_str}.toml"
     if not Path(path_str).exists() and builtin.is_file():
-        return suite_from_mapping(
-            {"name": path_str, **tomllib.loads(builtin.read_text())}, f"suite {path_str!r}"
-        )
+        data = {"name": path_str, **tomllib.loads(builtin.read_text())}
+        suite = suite_from_mapping(data, f"suite {path_str!r}")
+        _check_extractor_named(data, f"suite {path_str!r}")
+        return suite
     file = Path(path_str).expanduser()
     if not file.is_file():
         raise UsageError(f"suite file {path_str!r} not found")
@@ -182,4 +200,6 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(data, dict):
         raise UsageError(f"suite file {path_str}: expected a table at the top level")
     data.setdefault("name", file.stem)
-    return suite_from_mapping(data, f"suite file {path_str}")
+    suite = suite_from_mapping(data, f"suite file {path_str}")  # unknown keys first
+    _check_extractor_named(data, f"suite file {path_str}")
+    return suite

@@ -18,18 +18,18 @@ import torch
 from PIL import Image
 
 from gtbench import registry
-from gtbench.api import Dataset
+from gtbench.api import Dataset, DatasetInfo, FewShotSplit, image_sha256s
 from gtbench.errors import GtbenchError, PluginError
 from gtbench_plugins.datasets import animals
 from gtbench_plugins.datasets.animals import CLASS_NAMES, load_animal_shapes
 from gtbench_plugins.datasets.folder import FolderDataset
 
 BUILTIN = {
-    # spec: (size, resolution, channels, pool)
-    "animals-cat": (1000, 32, 1, 100),
-    "animals-others": (9000, 32, 1, 1000),
-    "lfw-faces": (100, 64, 3, 30),
-    "digits": (1797, 32, 1, 100),
+    # spec: (size, resolution, channels, pool, validation, evaluation)
+    "animals-cat": (1000, 32, 1, 100, 200, 697),  # 3 evaluation cats copy pool cats: left out
+    "animals-others": (9000, 32, 1, 1000, 0, 7939),  # 61 copies of pool silhouettes left out
+    "lfw-faces": (100, 64, 3, 30, 0, 70),
+    "digits": (1797, 32, 1, 100, 300, 1397),
 }
 
 
@@ -39,26 +39,39 @@ def _create(spec: str) -> Dataset:
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_builtin_dataset_shapes(name: str) -> None:
-    size, res, channels, pool = BUILTIN[name]
+    size, res, channels, pool, validation, n_eval = BUILTIN[name]
     dataset = _create(name)
     info = dataset.info
-    assert (info.size, info.resolution, info.channels, info.shot_pool) == BUILTIN[name]
+    assert (info.size, info.resolution, info.channels, info.shot_pool) == (
+        size,
+        res,
+        channels,
+        pool,
+    )
+    assert info.validation == validation
     images = dataset.images()
     assert images.dtype == torch.uint8
     assert tuple(images.shape) == (size, channels, res, res)
     assert dataset.images() is images  # cached in memory
     assert images.float().std() > 10  # real content, not a blank
-    assert tuple(dataset.evaluation_images().shape) == (size - pool, channels, res, res)
+    assert tuple(dataset.evaluation_images().shape) == (n_eval, channels, res, res)
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_splits_are_deterministic_and_disjoint_from_evaluation(name: str) -> None:
+    """Disjoint by content, not only by index: no evaluation image equals, byte for byte,
+    any shot-pool (or validation) image, so no shot of any seed is ever evaluated."""
     dataset = _create(name)
-    size, _, _, pool_size = BUILTIN[name]
+    size, _, _, pool_size, _, _ = BUILTIN[name]
     pool = set(dataset.shot_pool())
     assert len(pool) == pool_size
-    evaluation = [i for i in range(size) if i not in pool]
-    assert torch.equal(dataset.evaluation_images(), dataset.images()[evaluation])
+    held = set(dataset.validation_indices() or [])
+    images = dataset.images()
+    hashes = image_sha256s(images)
+    pooled = {hashes[i] for i in pool | held}
+    evaluation = [i for i in range(size) if i not in pool | held and hashes[i] not in pooled]
+    assert torch.equal(dataset.evaluation_images(), images[evaluation])
+    assert not pooled & set(image_sha256s(dataset.evaluation_images()))
     fresh = _create(name)
     for shots in (1, 5, 10, pool_size):
         draws = {seed: dataset.split(shots, seed).train for seed in range(5)}
@@ -68,8 +81,47 @@ def test_splits_are_deterministic_and_disjoint_from_evaluation(name: str) -> Non
             assert fresh.split(shots, seed).train == train
         if shots < pool_size:
             assert len(set(draws.values())) > 1  # seeds give different shots
+    assert dataset.shot_eval_overlap(dataset.split(min(10, pool_size), 0)) == 0
     with pytest.raises(ValueError, match="cannot draw"):
         dataset.split(pool_size + 1, 0)
+
+
+def test_copies_of_pool_images_leave_the_evaluation_set() -> None:
+    """The base class compares content: an image outside the pool that equals a pool image
+    is not evaluated; ``shot_eval_overlap`` counts shots equal to evaluation images."""
+    base = torch.arange(12, dtype=torch.uint8).view(12, 1, 1, 1).expand(12, 1, 2, 2)
+
+    class Copies(Dataset):
+        name = "copies"
+
+        def __init__(self, images: torch.Tensor) -> None:
+            super().__init__()
+            self._images = images.contiguous()
+
+        @property
+        def info(self) -> DatasetInfo:
+            return DatasetInfo(2, 1, len(self._images), 4)
+
+        def images(self) -> torch.Tensor:
+            return self._images
+
+    plain = Copies(base)
+    pool = plain.shot_pool()
+    outside = [i for i in range(12) if i not in pool]
+    copied = base.clone()
+    copied[outside[0]] = base[pool[0]]  # an evaluation candidate equal to a pool image
+    dataset = Copies(copied)
+    assert len(plain.evaluation_images()) == 8 and len(dataset.evaluation_images()) == 7
+    assert not any(torch.equal(image, base[pool[0]]) for image in dataset.evaluation_images())
+
+    class OwnEvaluation(Copies):
+        def evaluation_images(self) -> torch.Tensor:
+            return self._images  # includes the pool: what a careless eval folder does
+
+    leaky = OwnEvaluation(base)
+    assert leaky.shot_eval_overlap(leaky.split(3, 0)) == 3
+    assert leaky.shot_eval_overlap(FewShotSplit(train=())) == 0
+    assert not leaky.allows_overlap()
 
 
 def test_resolution_and_channels_parameters() -> None:
@@ -78,7 +130,8 @@ def test_resolution_and_channels_parameters() -> None:
     assert grey.shape == (100, 1, 32, 32) and colour.shape == (100, 3, 32, 32)
     assert torch.equal(colour, grey.repeat(1, 3, 1, 1))
     assert _create("digits:res=16,channels=3").images().shape == (1797, 3, 16, 16)
-    assert _create("animals-cat:res=64,pool=10").evaluation_images().shape == (990, 1, 64, 64)
+    spec = "animals-cat:res=64,pool=10,validation=0"
+    assert _create(spec).evaluation_images().shape == (990, 1, 64, 64)
 
 
 def test_animal_shapes_arrays_and_label_order() -> None:
@@ -288,3 +341,42 @@ def test_folder_empty_is_an_error(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         with pytest.raises(GtbenchError, match="no readable"):
             FolderDataset(path=str(tmp_path / "empty")).images()
+
+
+def _folder_cell(tmp_path: Path, dataset: dict) -> dict:
+    """Run one tiny cell (debug source and extractor) on a folder target; its record."""
+    from gtbench.cells import plan_suite
+    from gtbench.records import load_record
+    from gtbench.runner import run_cell
+    from gtbench.suite import load_suite
+
+    suite = load_suite("debug")
+    suite.datasets, suite.methods, suite.shots = [dataset], ["finetune"], [6]
+    suite.train.update(iters=1, batch_size=2)
+    suite.eval.update(n_samples=12, kid_subset_size=3)
+    outcome = run_cell(plan_suite(suite).cells[0], tmp_path / "results")
+    return load_record(tmp_path / "results", outcome.run_id)
+
+
+def test_folder_eval_path_overlap_is_an_error_unless_allowed(image_folder, tmp_path):
+    """A shot that is also an evaluation image (same file in both folders) stops the run
+    with one line naming the dataset and the count; ``allow_overlap=true`` runs it and the
+    record keeps the count. Compared at the resolution the images are judged at."""
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "copy.png").write_bytes((image_folder / "b.png").read_bytes())
+    for seed in range(3):
+        _gradient(30, 30, 100 + seed).save(evaluation / f"{seed}.png")
+    spec = {"name": "folder", "path": str(image_folder), "eval_path": str(evaluation), "res": 16}
+    record = _folder_cell(tmp_path / "strict", spec)
+    assert record["status"] == "failed" and record["shot_eval_overlap"] == 1
+    assert record["error"] == (
+        "GtbenchError: dataset 'folder': 1 of the 6 shots are also evaluation images (same "
+        "content); remove them or pass allow_overlap=true"
+    )
+    assert record["timings"].get("train_s") is None  # refused before any training
+    allowed = _folder_cell(tmp_path / "allowed", {**spec, "allow_overlap": True})
+    assert allowed["status"] == "ok" and allowed["shot_eval_overlap"] == 1
+    (evaluation / "copy.png").unlink()
+    clean = _folder_cell(tmp_path / "clean", spec)
+    assert clean["status"] == "ok" and clean["shot_eval_overlap"] == 0

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from gtbench.api import Asset, Dataset, DatasetInfo, Parameter, fetch
+from gtbench.api import ALLOW_OVERLAP, Asset, Dataset, DatasetInfo, Parameter, fetch
 from gtbench.errors import MissingAssetError
 
 from ._images import grey_to_tensor, resize_planes
@@ -132,30 +132,41 @@ def _class_images(indices: list[int], res: int, channels: int) -> torch.Tensor:
 _COMMON: dict[str, Parameter] = {
     "res": Parameter(32, "resolution (28 px originals, PIL bicubic resize)"),
     "channels": Parameter(1, "image channels (1, or 3 by repetition)"),
+    "allow_overlap": ALLOW_OVERLAP,
 }
 
 
 class AnimalsCat(Dataset):
-    """The held-out cat class: 1000 silhouettes; shots come from a fixed pool of ``pool``
-    and the evaluation set is the other cats, never used as a shot for any seed."""
+    """The held-out cat class: 1000 silhouettes; shots come from a fixed pool of ``pool``,
+    the next ``validation`` cats are the split tuning selects on, and the evaluation set is
+    the other cats, never used as a shot or for selection."""
 
     description = "Animal-Shape cat silhouettes (1000), held out of the silhouette source"
     parameters: ClassVar = {
         **_COMMON,
-        "pool": Parameter(100, "shot pool size (evaluation = the other cats)"),
+        "pool": Parameter(100, "shot pool size"),
+        "validation": Parameter(
+            200, "cats held out for tuning (`gtbench tune`); evaluation = the other cats"
+        ),
     }
     assets = (ANIMAL_IMAGES, ANIMAL_LABELS)
+    # 2: 200 cats moved from the evaluation set to the validation split; the 2 evaluation
+    # cats that are byte-for-byte copies of shot-pool cats left the evaluation set
+    version = "2"
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)
-        if not 1 <= self.params["pool"] < 1000:
-            raise ValueError(f"pool must be between 1 and 999, got {self.params['pool']}")
+        pool, validation = self.params["pool"], self.params["validation"]
+        if not 1 <= pool < 1000:
+            raise ValueError(f"pool must be between 1 and 999, got {pool}")
+        if not 0 <= validation < 1000 - pool:
+            raise ValueError(f"validation must be between 0 and {999 - pool}, got {validation}")
         self._images: torch.Tensor | None = None
 
     @property
     def info(self) -> DatasetInfo:
         p = self.params
-        return DatasetInfo(p["res"], p["channels"], 1000, p["pool"])
+        return DatasetInfo(p["res"], p["channels"], 1000, p["pool"], p["validation"])
 
     def images(self) -> torch.Tensor:
         if self._images is None:
@@ -174,6 +185,8 @@ class AnimalsOthers(Dataset):
         "pool": Parameter(1000, "shot pool size (evaluation = the rest)"),
     }
     assets = (ANIMAL_IMAGES, ANIMAL_LABELS)
+    # 2: evaluation images that are copies of shot-pool images left the evaluation set
+    version = "2"
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from gtbench.api import Dataset, DatasetInfo, Parameter
+from gtbench.api import ALLOW_OVERLAP, Dataset, DatasetInfo, Parameter
 
 
 class DebugDataset(Dataset):
@@ -18,6 +18,8 @@ class DebugDataset(Dataset):
         "res": Parameter(16, "resolution"),
         "channels": Parameter(3, "image channels (1 or 3)"),
         "pool": Parameter(40, "shot pool size (evaluation = the rest)"),
+        "validation": Parameter(0, "images after the pool held out for tuning (0: none)"),
+        "allow_overlap": ALLOW_OVERLAP,
     }
 
     def __init__(self, **params: object) -> None:
@@ -27,7 +29,8 @@ class DebugDataset(Dataset):
     @property
     def info(self) -> DatasetInfo:
         p = self.params
-        return DatasetInfo(p["res"], p["channels"], p["size"], min(p["pool"], p["size"]))
+        pool = min(p["pool"], p["size"])
+        return DatasetInfo(p["res"], p["channels"], p["size"], pool, p["validation"])
 
     def images(self) -> torch.Tensor:
         if self._images is None:

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from gtbench.api import Dataset, DatasetInfo, Parameter
+from gtbench.api import ALLOW_OVERLAP, Dataset, DatasetInfo, Parameter
 
 from ._images import grey_to_tensor, resize_planes
 
@@ -20,14 +20,21 @@ __all__ = ["Digits"]
 
 
 class Digits(Dataset):
-    """1797 handwritten digits upsampled from 8×8; shots from a fixed pool of ``pool``."""
+    """1797 handwritten digits upsampled from 8×8; shots from a fixed pool of ``pool``, the
+    next ``validation`` digits for tuning, the rest for evaluation."""
 
     description = "scikit-learn handwritten digits (1797, 8x8 upsampled), far-domain target"
     parameters: ClassVar = {
         "res": Parameter(32, "resolution (8 px originals, PIL bicubic resize)"),
         "channels": Parameter(1, "image channels (1, or 3 by repetition)"),
-        "pool": Parameter(100, "shot pool size (evaluation = the rest)"),
+        "pool": Parameter(100, "shot pool size"),
+        "validation": Parameter(
+            300, "digits held out for tuning (`gtbench tune`); evaluation = the rest"
+        ),
+        "allow_overlap": ALLOW_OVERLAP,
     }
+    # 2: 300 digits moved from the evaluation set to the validation split
+    version = "2"
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)
@@ -35,11 +42,13 @@ class Digits(Dataset):
         self._size = 1797
         if not 1 <= self.params["pool"] < self._size:
             raise ValueError(f"pool must be between 1 and {self._size - 1}")
+        if not 0 <= self.params["validation"] < self._size - self.params["pool"]:
+            raise ValueError("validation must leave at least one evaluation image")
 
     @property
     def info(self) -> DatasetInfo:
         p = self.params
-        return DatasetInfo(p["res"], p["channels"], self._size, p["pool"])
+        return DatasetInfo(p["res"], p["channels"], self._size, p["pool"], p["validation"])
 
     def images(self) -> torch.Tensor:
         if self._images is None:

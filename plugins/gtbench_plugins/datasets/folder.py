@@ -9,7 +9,11 @@ with a warning (``on_corrupt=skip``).
 
 With ``eval_path`` the evaluation set is that separate folder and every training image
 may be a shot; otherwise shots come from a fixed pool of ``pool`` images and the rest
-is the evaluation set.
+(less byte-for-byte copies of pool images) is the evaluation set. Either way each run
+compares its shots with the evaluation images by content at the resolution they are
+judged at: a shot that is also an evaluation image stops the run with one line naming
+the count, unless ``allow_overlap=true``; every record holds the count
+(``shot_eval_overlap``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from gtbench.api import Dataset, DatasetInfo, Parameter
+from gtbench.api import ALLOW_OVERLAP, Dataset, DatasetInfo, Parameter
 from gtbench.errors import GtbenchError
 
 from ._images import RESAMPLE, resize_planes
@@ -139,7 +143,10 @@ class FolderDataset(Dataset):
         "eval_path": Parameter("", "separate folder or .zip of evaluation images (optional)"),
         "on_corrupt": Parameter("fail", "what a corrupt image does: fail or skip (warn)"),
         "pool": Parameter(0, "shot pool size; 0 = all images with eval_path, else half"),
+        "allow_overlap": ALLOW_OVERLAP,
     }
+    # 2: without eval_path, copies (same bytes) of shot-pool images leave the evaluation set
+    version = "2"
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)

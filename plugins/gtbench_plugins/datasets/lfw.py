@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from gtbench.api import Dataset, DatasetInfo, Parameter
+from gtbench.api import ALLOW_OVERLAP, Dataset, DatasetInfo, Parameter
 
 from ._images import grey_to_tensor, resize_planes
 
@@ -37,6 +37,7 @@ class LFWFaces(Dataset):
         "res": Parameter(64, "resolution (25 px originals, PIL bicubic resize)"),
         "channels": Parameter(3, "image channels (3 = grey repeated, to match colour sources)"),
         "pool": Parameter(30, "shot pool size (evaluation = the other faces)"),
+        "allow_overlap": ALLOW_OVERLAP,
     }
 
     def __init__(self, **params: object) -> None:

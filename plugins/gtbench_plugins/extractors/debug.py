@@ -85,6 +85,7 @@ class DebugExtractor(Extractor):
     """Seeded random conv features (128-d by default); for tests only, not a real metric."""
 
     description = "random-weight conv features for tests (no download; not a real metric)"
+    is_metric: ClassVar[bool] = False
     parameters: ClassVar = {
         "layer": Parameter(
             f"conv{len(_WIDTHS)}", "feature layer: conv1 (32-d), conv2 (64-d) or conv3 (128-d)"

@@ -6,6 +6,7 @@ import argparse
 import copy
 import math
 import pickle
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from gtbench_plugins.sources.stylegan2.networks import (
     StyleGAN2Discriminator,
     StyleGAN2Generator,
 )
+from gtbench_plugins.sources.stylegan2.plugin import ESTIMATED_CENTRE
 
 SMALL = {"channel_max": 32}  # 32 px with 32 channels: fast on one CPU thread
 
@@ -108,15 +110,19 @@ def expected_d(size: int, cm: int) -> dict[str, tuple]:
 
 
 def shapes(module: torch.nn.Module) -> dict[str, tuple]:
-    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    """Key → shape of the state dict, less gtbench's persistent ``latent_avg`` buffer
+    (rosinality stores it beside ``g_ema``; it is checked on its own)."""
+    state = module.state_dict()
+    return {key: tuple(value.shape) for key, value in state.items() if key != "latent_avg"}
 
 
 def test_256px_config_f_matches_published_layout() -> None:
     generator = StyleGAN2Generator(256, channel_multiplier=2)
     discriminator = StyleGAN2Discriminator(256, channel_multiplier=2)
     assert shapes(generator) == expected_g(256, 2)
-    assert list(generator.state_dict()) == list(expected_g(256, 2))  # same order too
-    assert len(generator.state_dict()) == 135
+    # same order too; latent_avg, the generator's own buffer, comes first
+    assert list(generator.state_dict()) == ["latent_avg", *expected_g(256, 2)]
+    assert generator.state_dict()["latent_avg"].shape == (512,)
     assert shapes(discriminator) == expected_d(256, 2)
     assert len(discriminator.state_dict()) == 50
     # parameter counts (buffers — blur kernels, noise maps — excluded)
@@ -219,9 +225,14 @@ def test_training_step_with_r1_backpropagates() -> None:
 # ----------------------------------------------------------------- checkpoints
 
 
+def rosinality_state(generator: StyleGAN2Generator) -> dict[str, torch.Tensor]:
+    """The generator's state as rosinality saves it: without ``latent_avg``."""
+    return {k: v for k, v in generator.state_dict().items() if k != "latent_avg"}
+
+
 def save_rosinality(path: Path, generator: StyleGAN2Generator, discriminator, **extra) -> Path:
-    payload = {"g": generator.state_dict(), "d": discriminator.state_dict(),
-               "g_ema": generator.state_dict(), **extra}  # fmt: skip
+    payload = {"g": rosinality_state(generator), "d": discriminator.state_dict(),
+               "g_ema": rosinality_state(generator), **extra}  # fmt: skip
     torch.save(payload, path)
     return path
 
@@ -241,6 +252,7 @@ def test_rosinality_checkpoint_round_trip(tmp_path: Path) -> None:
     loaded, loaded_d = networks.generator, networks.discriminator
     assert isinstance(loaded, StyleGAN2Generator) and loaded_d is not None
     assert torch.equal(loaded.latent_avg, latent_avg.reshape(-1))
+    assert networks.notes == {"latent_avg": "checkpoint"}
     z = torch.randn(3, 512, generator=torch.Generator().manual_seed(1))
     for network in (generator, loaded):
         network.randomize_noise = False  # the stored noise maps: deterministic output
@@ -267,13 +279,39 @@ def test_config_inference(tmp_path: Path) -> None:
     assert infer_config(state) == {"size": 128, "style_dim": 64, "n_mlp": 2,
                                    "channel_max": 256, "channel_multiplier": 1}  # fmt: skip
     generator, _ = small_networks()
-    torch.save({"g_ema": generator.state_dict()}, tmp_path / "g_only.pt")
+    torch.save({"g_ema": rosinality_state(generator)}, tmp_path / "g_only.pt")
     source = registry.sources().create(f"stylegan2:ckpt={tmp_path / 'g_only.pt'}")
     assert not source.info.has_discriminator
-    assert source.load().discriminator is None
+    with pytest.warns(UserWarning, match="no latent_avg"):
+        assert source.load().discriminator is None
     wrong = registry.sources().create(f"stylegan2:ckpt={tmp_path / 'g_only.pt'},size=64")
     with pytest.raises(CheckpointError, match="size=32"):
         wrong.info  # noqa: B018
+
+
+def test_checkpoint_without_latent_avg_warns_and_records_the_estimated_centre(
+    tmp_path: Path,
+) -> None:
+    """A rosinality training snapshot has no latent_avg: the loader warns, estimates the
+    centre as the mean of mapping(z) over 4096 seeded z, and says so in its notes."""
+    generator, discriminator = small_networks(seed=5)
+    path = save_rosinality(tmp_path / "snapshot.pt", generator, discriminator)
+    source = registry.sources().create(f"stylegan2:ckpt={path}")
+    with pytest.warns(UserWarning, match="has no latent_avg"):
+        networks = source.load()
+    z = torch.randn(4096, 512, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = generator.style(z).mean(0)  # computed here, not by mean_latent
+    torch.testing.assert_close(networks.generator.latent_avg, expected)
+    assert expected.abs().max() > 1e-3  # not the all-zero centre of the old loader
+    assert networks.notes["latent_avg"] == ESTIMATED_CENTRE and "4096" in ESTIMATED_CENTRE
+    # an exported g_ema that carries its own centre is used as is, without a warning
+    carried = generator.state_dict() | {"latent_avg": torch.full((512,), 0.25)}
+    torch.save({"g_ema": carried}, tmp_path / "carried.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = registry.sources().create(f"stylegan2:ckpt={tmp_path / 'carried.pt'}").load()
+    assert torch.equal(loaded.generator.latent_avg, torch.full((512,), 0.25))
 
 
 def test_random_mode_needs_no_file() -> None:
@@ -282,6 +320,7 @@ def test_random_mode_needs_no_file() -> None:
     assert source.info.resolution == 32 and source.info.has_discriminator
     networks = source.load()
     assert networks.generator.truncation == 0.7 and networks.generator.latent_avg.any()
+    assert networks.notes["latent_avg"] == f"random init: {ESTIMATED_CENTRE}"
     again = registry.sources().create(spec).load()
     assert torch.equal(again.generator.input.input, networks.generator.input.input)
 

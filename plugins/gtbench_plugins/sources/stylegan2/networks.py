@@ -32,6 +32,7 @@ from .ops import fused_leaky_relu, make_kernel, upfirdn2d
 
 __all__ = [
     "BLUR_KERNEL",
+    "MEAN_LATENT_SAMPLES",
     "StyleGAN2Discriminator",
     "StyleGAN2Generator",
     "channel_count",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 BLUR_KERNEL = (1, 3, 3, 1)
+MEAN_LATENT_SAMPLES = 4096  # z's averaged for a truncation centre (rosinality's default)
 
 
 def channel_count(resolution: int, channel_multiplier: int = 2, channel_max: int = 512) -> int:
@@ -513,8 +515,9 @@ class StyleGAN2Generator(_Precision, Generator):
             )
             self.to_rgbs.append(ToRGB(out_channel, style_dim, blur_kernel=blur_kernel))
             in_channel = out_channel
-        # the mean w for truncation; not in rosinality's g_ema state dict (stored beside it)
-        self.register_buffer("latent_avg", torch.zeros(style_dim), persistent=False)
+        # the mean w that truncation pulls toward. Persistent, so an adapted generator's
+        # weights keep it; rosinality stores it beside g_ema, so the loader fills it in.
+        self.register_buffer("latent_avg", torch.zeros(style_dim))
 
         blocks: dict[str, nn.Module] = {
             "mapping": MappingBlock(self.style),
@@ -531,11 +534,13 @@ class StyleGAN2Generator(_Precision, Generator):
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
 
     @torch.no_grad()
-    def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
-        """The mean w of ``n`` seeded z's (for truncation when a checkpoint has none)."""
+    def mean_latent(self, n: int = MEAN_LATENT_SAMPLES, seed: int = 0) -> torch.Tensor:
+        """The mean w = mapping(z) over ``n`` z ~ N(0, I) drawn on the CPU from
+        ``torch.Generator().manual_seed(seed)`` (rosinality's ``mean_latent``, seeded): the
+        truncation centre when a checkpoint has none."""
         rng = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.style_dim, generator=rng).to(self.input.input.device)
-        return self.style(z).mean(0)
+        return self.style(z).float().mean(0)
 
     def forward_features(
         self,

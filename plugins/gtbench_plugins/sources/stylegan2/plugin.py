@@ -10,10 +10,21 @@ Resolution, channel multiplier, width cap, style size and mapping depth are read
 the checkpoint (a given value must agree with it). The generator is ``g_ema`` (else
 ``g``); the discriminator ``d`` when present. ``.pkl`` files are refused unless
 ``allow_pickle=true`` (see :mod:`.checkpoint`).
+
+Truncation pulls w toward ``latent_avg``: the checkpoint's (rosinality stores it beside
+``g_ema``). A checkpoint without one (a training snapshot) loads with a warning, and the
+loader uses the mean of mapping(z) over 4096 z ~ N(0, I) drawn from seed 0 instead; a
+random init uses the same estimate. Either way the record says where the centre came
+from (``source_notes.latent_avg``). ``latent_avg`` is a persistent buffer of the
+generator, so an adapted generator's kept weights carry it and ``gtbench generate
+--truncation`` pulls toward the same centre; it is the source's and is not re-estimated
+after adaptation (the mapping network trains at 0.01× the learning rate, so it moves
+little; a ``scratch`` run's centre is that of its random init).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import torch
@@ -29,7 +40,13 @@ from .checkpoint import (
     network_states,
     resolve_checkpoint,
 )
-from .networks import StyleGAN2Discriminator, StyleGAN2Generator, use_channels_last
+from .networks import (
+    MEAN_LATENT_SAMPLES,
+    StyleGAN2Discriminator,
+    StyleGAN2Generator,
+    use_channels_last,
+)
+from .precision import bf16_fallback_reason
 
 __all__ = ["StyleGAN2Source"]
 
@@ -37,6 +54,10 @@ RANDOM = "random"
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 # the last checkpoint read: (path, size, mtime_ns) -> states; info() and load() share it
 _CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
+ESTIMATED_CENTRE = (
+    f"mean of mapping(z) over {MEAN_LATENT_SAMPLES} z ~ N(0, I) from torch.Generator seed 0, "
+    "computed by the loader"
+)
 
 
 class StyleGAN2Source(Source):
@@ -45,6 +66,8 @@ class StyleGAN2Source(Source):
     name = "stylegan2"
     description = "StyleGAN2 from a rosinality-format .pt checkpoint (path or URL), or ckpt=random"
     example_params: ClassVar = {"ckpt": "random", "size": 32, "channel_max": 32}
+    # 2: latent_avg is kept with an adapted generator's weights (truncation centre)
+    version = "2"
     parameters: ClassVar = {
         "ckpt": Parameter("", "checkpoint path or http(s) URL, or 'random' (seeded init)"),
         "sha256": Parameter("", "expected sha256 of the checkpoint file (optional)"),
@@ -165,12 +188,28 @@ class StyleGAN2Source(Source):
 
     def _prepare_g(self, generator: StyleGAN2Generator) -> StyleGAN2Generator:
         generator.truncation = float(self.params["truncation"])
-        if generator.truncation < 1.0 and not generator.latent_avg.any():
-            generator.latent_avg.copy_(generator.mean_latent())
         return self._speed(generator)
+
+    @staticmethod
+    def _estimate_centre(generator: StyleGAN2Generator) -> str:
+        generator.latent_avg.copy_(generator.mean_latent())
+        return ESTIMATED_CENTRE
+
+    def _precision_notes(self) -> dict[str, str]:
+        """bf16 on a CPU without native bf16 falls back to fp32 (warned, and recorded as
+        ``source_notes.precision``): emulated there, it is ~20x slower."""
+        if self.params["precision"] != "bf16":
+            return {}
+        reason = bf16_fallback_reason()
+        if reason is None:
+            return {"precision": "bf16"}
+        warnings.warn(f"source 'stylegan2': {reason}", RuntimeWarning, stacklevel=2)
+        return {"precision": reason}
 
     def _speed(self, network: Any) -> Any:
         network.autocast_dtype = _PRECISIONS[self.params["precision"]]
+        if self.params["precision"] == "bf16" and bf16_fallback_reason() is not None:
+            network.autocast_dtype = None
         if self.params["channels_last"]:
             use_channels_last(network)
         if self.params["compile"]:
@@ -181,11 +220,21 @@ class StyleGAN2Source(Source):
     def load(self, *, pretrained: bool = True) -> SourceNetworks:
         if not pretrained or self.is_random:
             generator, discriminator = self._seeded(0 if pretrained else 1)
-            return SourceNetworks(self._prepare_g(generator), self._speed(discriminator))
+            notes = {"latent_avg": f"random init: {self._estimate_centre(generator)}"}
+            notes.update(self._precision_notes())
+            return SourceNetworks(
+                self._prepare_g(generator), self._speed(discriminator), notes=notes
+            )
         states = self._states()
         path = states["path"]
         generator = self._generator()
-        generator.load_state_dict(check_state_dict(generator, states["g_ema"], f"{path} g_ema"))
+        g_state = dict(states["g_ema"])
+        # a g_ema saved from this class carries one (all zeros: never set, so not one)
+        stored = isinstance(g_state.get("latent_avg"), torch.Tensor) and bool(
+            g_state["latent_avg"].any()
+        )
+        g_state.setdefault("latent_avg", generator.latent_avg)
+        generator.load_state_dict(check_state_dict(generator, g_state, f"{path} g_ema"))
         if "latent_avg" in states:
             avg = states["latent_avg"].reshape(-1).float()
             if avg.numel() != generator.style_dim:
@@ -193,12 +242,23 @@ class StyleGAN2Source(Source):
                     f"{path}: latent_avg has {avg.numel()} values, expected {generator.style_dim}"
                 )
             generator.latent_avg.copy_(avg)
+            notes = {"latent_avg": "checkpoint"}
+        elif stored:
+            notes = {"latent_avg": "checkpoint (inside g_ema)"}
+        else:
+            notes = {"latent_avg": self._estimate_centre(generator)}
+            warnings.warn(
+                f"{path} has no latent_avg (a training snapshot?): truncation will pull toward "
+                f"the {ESTIMATED_CENTRE}",
+                stacklevel=2,
+            )
         discriminator = None
         if "d" in states:
             discriminator = self._discriminator()
             discriminator.load_state_dict(check_state_dict(discriminator, states["d"], f"{path} d"))
             discriminator = self._speed(discriminator)
-        return SourceNetworks(self._prepare_g(generator), discriminator)
+        notes.update(self._precision_notes())
+        return SourceNetworks(self._prepare_g(generator), discriminator, notes=notes)
 
     def new_discriminator(self) -> Discriminator:
         """A fresh StyleGAN2 residual D of the checkpoint's configuration (seeded)."""
