@@ -57,6 +57,12 @@ def _write(folder, method, fids, kids=None, prefix=None, **changes):
         write_record(folder, _record(run_id, method, seed, fid, kid=kid, **changes))
 
 
+@pytest.fixture(autouse=True)
+def _current(monkeypatch):
+    """Synthetic records carry no plugin versions: count them as current, not stale."""
+    monkeypatch.setattr("gtbench.records.stale_reasons", lambda *args, **kwargs: {})
+
+
 def _board(folder, **kwargs):
     return leaderboard(run_rows(folder), **kwargs)
 
@@ -259,3 +265,21 @@ def test_concurrent_writers_leave_complete_csvs(tmp_path):
     assert len(pd.read_csv(tmp_path / "leaderboard.csv")) == 5
     assert not list(tmp_path.glob(".*.tmp"))
     assert reads > 0
+
+
+def test_stale_records_are_set_apart_and_not_ranked(tmp_path, monkeypatch):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
+    _write(tmp_path, "cdc", [11.0, 14.0, 17.0])
+    _write(tmp_path, "finetune", [90.0, 92.0, 94.0], prefix="old")
+    _write(tmp_path, "cdc", [1.0, 2.0, 3.0], prefix="oldcdc")
+    stale = {f"{p}-{s}": "method version 1 → 2" for p in ("old", "oldcdc") for s in range(3)}
+    monkeypatch.setattr("gtbench.records.stale_reasons", lambda *args, **kwargs: stale)
+    board, ranks = leaderboard(run_rows(tmp_path), with_ranks=True)
+    assert len(board) == 4
+    current = board[~board["stale"]].set_index("method")
+    assert current.loc["finetune", "fid_mean"] == 12.0 and current.loc["cdc", "delta_fid_mean"] == 2
+    old = board[board["stale"]].set_index("method")
+    assert old.loc["cdc", "delta_fid_mean"] == -90.0  # compared with the stale finetune only
+    assert list(ranks["method"]) == ["finetune", "cdc"]  # from the current target alone
+    assert set(ranks["n_targets"]) == {1}
+    assert run_rows(tmp_path).set_index("run_id").loc["old-0", "stale_reason"].startswith("method")

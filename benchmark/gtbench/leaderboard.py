@@ -16,6 +16,10 @@ statistics use FID, or KID where FID is not valid (``n_reference <= feature_dim`
 column ``ranked_by`` says. Rows from an extractor that is not a metric (the random
 ``debug`` network) get the verdict ``not a metric`` and no rank.
 
+Rows of stale records (made by older plugin, trainer or protocol versions, or
+superseded: :func:`gtbench.records.stale_reasons`) are set apart (column ``stale``):
+compared only with each other and left out of the ranks.
+
 A row is marked ``best`` only when its paired test says it is better than every other
 method of its target (each at α = 0.05; requiring all of them is an intersection-union
 test, valid without correction). When the top methods tie, no row is best.
@@ -62,6 +66,7 @@ PAIRED = [
 ]
 DETAILS = [
     "selection",
+    "stale",
     "ranked_by",
     "n_paired",
     "test",
@@ -144,8 +149,10 @@ def is_metric(record: dict[str, Any]) -> bool:
 
 def run_rows(results_dir: str | Path) -> pd.DataFrame:
     """One row per record: identity, status, metrics, method terms, budget, timings."""
+    records = list(iter_records(results_dir))
+    stale = _stale_reasons(results_dir, records)
     rows = []
-    for record in iter_records(results_dir):
+    for record in records:
         row: dict[str, Any] = {
             "run_id": record["run_id"],
             "status": record["status"],
@@ -159,6 +166,8 @@ def run_rows(results_dir: str | Path) -> pd.DataFrame:
             "protocol": _protocol(record),
             "fid_valid": fid_valid(record),
             "is_metric": is_metric(record),
+            "stale": record["run_id"] in stale,
+            "stale_reason": stale.get(record["run_id"], ""),
         }
         metrics = record.get("metrics", {})
         for name, value in sorted(metrics.items()):
@@ -181,8 +190,21 @@ def run_rows(results_dir: str | Path) -> pd.DataFrame:
     return frame
 
 
+def _stale_reasons(results_dir: str | Path, records: list[dict[str, Any]]) -> dict[str, str]:
+    """``{run_id: why}`` of the stale records (older plugin/trainer/protocol versions,
+    superseded): their rows are set apart, never averaged with current ones."""
+    from gtbench import records as record_module
+
+    try:
+        return record_module.stale_reasons(results_dir, records)
+    except Exception:  # noqa: BLE001 - a table must still be written; treat all as current
+        return {}
+
+
 _NOT_AVERAGED = {
     *KEY,
+    "stale",
+    "stale_reason",
     "run_id",
     "status",
     "seed",
@@ -193,7 +215,7 @@ _NOT_AVERAGED = {
     "kid_std",
     *_FLAGS,
 }
-_ROW = [*KEY, "selection", "protocol"]
+_ROW = [*KEY, "selection", "stale", "protocol"]
 
 
 def _empty_board() -> pd.DataFrame:
@@ -222,6 +244,7 @@ def targets(board: pd.DataFrame) -> dict[tuple[Any, ...], list[int]]:
             board["shots"],
             board["extractor"],
             board["selection"],
+            board["stale"],
             evaluation,
             strict=True,
         )
@@ -261,6 +284,7 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
         ("selection", DEFAULT_SELECTION),
         ("fid_valid", True),
         ("is_metric", True),
+        ("stale", False),
         ("finished_at", ""),
     ):
         if column not in ok:
@@ -367,7 +391,8 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
                     values["verdict"][i] = NOT_A_METRIC
             continue
         per_method = {board.at[i, "method"]: seeds[i].get(metric, {}) for i in members}
-        rank_targets.append(per_method)
+        if not target["stale"].any():  # ranks: current records only
+            rank_targets.append(per_method)
         for i in members:
             best_votes.setdefault(i, []).append(
                 len(members) > 1
@@ -537,8 +562,9 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
         fid = _spread(row.get("fid_mean"), row.get("fid_std"))
         if row.get("fid_valid") is False or row.get("fid_valid") == 0:
             fid += " (not valid)"
+        stale = " (stale)" if bool(row.get("stale", False)) else ""
         cells = [str(row[c]) for c in shown] + [
-            ("★ " if index in best else "") + str(row["method"]),
+            ("★ " if index in best else "") + str(row["method"]) + stale,
             str(row["n_seeds"]),
             fid,
             _interval(row.get("fid_ci95_low"), row.get("fid_ci95_high")),
