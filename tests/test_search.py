@@ -106,3 +106,24 @@ def test_builtin_method_spaces_contain_their_defaults() -> None:
             else:
                 assert dist.low <= default <= dist.high, (name, key)
     assert declared >= 8
+
+
+def test_docs_give_every_declared_space_a_row() -> None:
+    """docs/methods.md "Search spaces" has a row per method with each declared space."""
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "methods.md").read_text()
+    section = docs.split("## Search spaces", 1)[1]
+    rows = {
+        name.strip(): line
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+        for name in line.split("|")[1].split(",")
+    }
+    for name in registry.methods().names():
+        if registry.methods().load_error(name) is not None:
+            continue
+        for key, parameter in registry.methods().get(name).parameters.items():
+            if parameter.search is not None:
+                assert name in rows, f"docs/methods.md: no search-space row for {name}"
+                assert f"`{key} ~ {parameter.search}`" in rows[name], (name, key)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gtbench import registry
+from gtbench.api import Method, Parameter
 from gtbench.cells import make_plugin, plan_suite, plugin_ref
 from gtbench.errors import UsageError
 from gtbench.images import image_sha256s
@@ -28,6 +30,26 @@ from gtbench.tuning import (
 from tests.helpers import gtbench
 
 DEBUG_VAL = "debug:validation=40"
+
+
+class Probe(Method):
+    """Plain fine-tuning with declared spaces: the tests do not depend on how the built-in
+    methods' spaces evolve."""
+
+    parameters = {
+        "blocks": Parameter(3, "an int strength", search=IntUniform(-4, -2)),
+        "weight": Parameter(0.1, "a float strength", search=LogUniform(0.01, 1.0)),
+        "mode": Parameter("a", "not searched"),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _probe_method():
+    registry.methods().register("probe", Probe)
+    yield
+    registry.reset()
+
+
 TINY = ["--iters", "2", "--batch-size", "4", "--n-samples", "40", "--trial-n-samples", "30"]
 
 
@@ -107,21 +129,22 @@ def test_folder_with_separate_evaluation_set_is_refused(tmp_path: Path) -> None:
 
 
 def test_search_space_declared_pinned_overridden() -> None:
-    space, fixed = search_space("freeze-d", {}, True)
+    space, fixed = search_space("probe", {}, True)
     assert space == {
-        "layers": IntUniform(-4, -2),
+        "blocks": IntUniform(-4, -2),
+        "weight": LogUniform(0.01, 1.0),
         **{f"train.{k}": v for k, v in TRAINER_SEARCH.items()},
     }
     assert fixed == {}
     # a parameter given in the spec, or a [train] setting, is pinned: never searched
-    space, _ = search_space("freeze-d", {"layers": "2"}, True, pinned_train={"lr_d": 1e-3})
-    assert set(space) == {"train.lr_g"}
+    space, _ = search_space("probe", {"blocks": "2"}, True, pinned_train={"lr_d": 1e-3})
+    assert set(space) == {"weight", "train.lr_g"}
     # the suite replaces a space, or fixes a value
     space, fixed = search_space(
-        "freeze-d", {}, True, {"layers": "int-uniform(1, 2)", "train.lr_g": 3e-4}
+        "probe", {}, True, {"blocks": "int-uniform(1, 2)", "train.lr_g": 3e-4, "weight": 0.5}
     )
-    assert space["layers"] == IntUniform(1, 2) and "train.lr_g" not in space
-    assert fixed == {"train.lr_g": 3e-4}
+    assert space["blocks"] == IntUniform(1, 2) and "train.lr_g" not in space
+    assert fixed == {"train.lr_g": 3e-4, "weight": 0.5} and "weight" not in space
     # methods that do not train search nothing
     assert search_space("source-only", {}, False) == ({}, {})
 
@@ -133,12 +156,12 @@ def test_search_space_declared_pinned_overridden() -> None:
         ({"train.batch_size": 4}, "equal budget"),
         ({"nope": 1}, "has no parameter 'nope'"),
         ({"train.nope": 1}, "not a trainer setting"),
-        ({"layers": "normal(0, 1)"}, "not a search distribution"),
+        ({"blocks": "normal(0, 1)"}, "not a search distribution"),
     ],
 )
 def test_bad_overrides_are_usage_errors(override: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        search_space("freeze-d", {}, True, override)
+        search_space("probe", {}, True, override)
 
 
 def test_tune_table_is_checked_when_the_suite_loads() -> None:
@@ -154,18 +177,19 @@ def test_list_shows_search_spaces() -> None:
     result = gtbench("list", "method", "--json")
     assert result.exit_code == 0
     plugins = {p["name"]: p for p in json.loads(result.output)["plugins"]["method"]}
-    assert plugins["freeze-d"]["parameters"]["layers"]["search"] == "int-uniform(-4, -2)"
-    assert plugins["l2-sp"]["parameters"]["weight_g"]["search"] == "log-uniform(0.01, 1)"
+    assert plugins["probe"]["parameters"]["blocks"]["search"] == "int-uniform(-4, -2)"
+    assert plugins["probe"]["parameters"]["weight"]["search"] == "log-uniform(0.01, 1)"
+    assert plugins["probe"]["parameters"]["mode"]["search"] is None
 
 
 # --------------------------------------------------------------------------- trials
 
 
 def test_every_method_gets_the_same_seeded_trials_as_validation_cells() -> None:
-    suite, settings = _debug_suite(["finetune", "freeze-d", "source-only"])
+    suite, settings = _debug_suite(["finetune", "probe", "source-only"])
     plan = plan_trials(suite, settings)
     by_method = {key[1]: trials for key, trials in plan.targets.items()}
-    assert [len(by_method[m]) for m in ("finetune", "freeze-d")] == [3, 3]
+    assert [len(by_method[m]) for m in ("finetune", "probe")] == [3, 3]
     assert len(by_method["source-only"]) == 1  # nothing to tune
     finetune = by_method["finetune"]
     assert finetune[0].values == {} and "lr_g" not in finetune[0].train  # trial 0: defaults
@@ -173,8 +197,13 @@ def test_every_method_gets_the_same_seeded_trials_as_validation_cells() -> None:
     assert finetune[1].values != finetune[2].values
     lr = finetune[1].values["train.lr_g"]
     assert LogUniform(5e-5, 8e-4).low <= lr <= 8e-4
-    freeze = by_method["freeze-d"]
-    assert all(isinstance(t.values["layers"], int) for t in freeze[1:])
+    probe = by_method["probe"]
+    assert probe[0].method == {} and probe[0].values == {}
+    for trial in probe[1:]:  # typed like the defaults; 4 significant digits for floats
+        assert isinstance(trial.values["blocks"], int) and -4 <= trial.values["blocks"] <= -2
+        assert 0.01 <= trial.values["weight"] <= 1.0 and trial.method["weight"] == float(
+            f"{trial.values['weight']:.4g}"
+        )
     for cell in plan.cells.cells:
         assert cell["split"] == "validation" and cell["selection"] == "trial"
         assert cell["eval"]["n_samples"] == 30 and cell["train"].get("iters", 2) == 2
@@ -305,7 +334,7 @@ def test_validation_target_at_the_source_format() -> None:
 def test_tune_on_a_batchnorm_source(tmp_path: Path) -> None:
     """animals-dcgan32 (BatchNorm) on animals-cat: trials see the 200 validation cats."""
     args = [
-        "tune", "--suite", "default", "--methods", "freeze-d", "--extractor", "debug",
+        "tune", "--suite", "default", "--methods", "probe", "--extractor", "debug",
         "--trials", "2", "--no-defaults", *TINY,
     ]  # fmt: skip
     result = gtbench(*args, results=tmp_path)
@@ -313,7 +342,7 @@ def test_tune_on_a_batchnorm_source(tmp_path: Path) -> None:
     records = _records(tmp_path)
     trials = [r for r in records if r["selection"] == "trial"]
     assert len(trials) == 2
-    assert {r["hparams"]["method"]["layers"] for r in trials} <= {-4, -3, -2}
+    assert {r["hparams"]["method"]["blocks"] for r in trials} <= {3, -4, -3, -2}
     dataset = make_plugin("dataset", plugin_ref("dataset", "animals-cat"))
     assert {r["eval"]["n_reference"] for r in trials} == {len(dataset.validation_indices())}
     (tuned,) = [r for r in records if r["selection"] == "tuned-validation"]
