@@ -57,6 +57,22 @@ def test_debug_extractor_rejects_an_unknown_layer():
         create("debug:layer=conv9").feature_layer()
 
 
+def test_only_the_debug_extractor_is_not_a_metric():
+    """Random features rank nothing: `debug` says so; every other built-in is a metric."""
+    reg = registry.extractors()
+    flags = {name: reg.get(name).is_metric for name in reg.names()}
+    assert flags.pop("debug") is False
+    assert flags and all(flags.values()), flags
+
+
+def test_run_output_labels_debug_numbers_not_a_metric(tmp_path):
+    from tests.helpers import FAST, gtbench
+
+    result = gtbench("run", *FAST, "--methods", "source-only", results=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "(debug extractor: not a metric)" in result.output
+
+
 # --------------------------------------------------------------------------- inception
 
 
