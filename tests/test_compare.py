@@ -1,5 +1,9 @@
 """`gtbench compare A B`: the paired table of two methods, seed by seed."""
 
+import io
+
+import pandas as pd
+
 from gtbench.records import write_record
 from tests.helpers import gtbench
 from tests.test_leaderboard import _record, _write
@@ -69,3 +73,17 @@ def test_compare_accepts_the_plugin_name_of_a_parameterised_method(tmp_path):
     result = gtbench("compare", "finetune", "ada", results=tmp_path)
     assert result.exit_code == 0, result.output
     assert "ada:kimg=1.5 is better than finetune" in result.output
+
+
+def test_leaderboard_and_report_take_a_reference_by_name(tmp_path):
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
+    _write(tmp_path, "cdc", [11.0, 14.0, 17.0])
+    bad = gtbench("leaderboard", "--reference", "nope", results=tmp_path)
+    assert bad.exit_code == 2 and "no finished runs of method 'nope'" in bad.output
+    assert gtbench("report", "--reference", "nope", results=tmp_path).exit_code == 2
+    good = gtbench("leaderboard", "--reference", "cdc", "--format", "csv", results=tmp_path)
+    assert good.exit_code == 0 and "Δ" not in good.output
+    board = pd.read_csv(io.StringIO(good.output)).set_index("method")
+    assert (
+        board.loc["finetune", "delta_fid_mean"] == -2.0 and board.loc["cdc", "reference"] == "cdc"
+    )

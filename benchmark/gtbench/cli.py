@@ -644,6 +644,10 @@ def leaderboard_command(results: str, fmt: str, grids: str | None, reference: st
 
     if not (Path(results) / "runs").is_dir():
         raise UsageError(f"no results in {results!r} (run `gtbench run` first)")
+    if reference != "finetune":
+        from gtbench.leaderboard import resolve_reference, run_rows
+
+        reference = resolve_reference(run_rows(results), reference)
     try:
         ensure_writable(Path(results))
         runs, board = write_tables(results, reference)

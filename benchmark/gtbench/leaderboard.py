@@ -114,7 +114,9 @@ def _protocol(record: dict[str, Any]) -> str:
     """``<evaluation hash>-<training hash>``: the evaluation identity and the training
     hyper-parameters; ``none`` for methods that do not train."""
     evaluation = {k: v for k, v in record.get("eval", {}).items() if k in EVAL_IDENTITY}
-    train = record.get("hparams", {}).get("train", {})
+    train = dict(record.get("hparams", {}).get("train", {}))
+    for key in (record.get("tuning") or {}).get("searched", []):  # tuned rows: budget only
+        train.pop(str(key).removeprefix("train."), None)
     return f"{_short_hash(evaluation)}-{_short_hash(train) if train else 'none'}"
 
 
@@ -289,6 +291,9 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
     ):
         if column not in ok:
             ok[column] = default
+    ok = ok[ok["selection"] != "trial"]  # `gtbench tune` trials: in runs.csv, never ranked
+    if ok.empty:
+        return pd.DataFrame(), []
     metrics = [
         c
         for c in ok.columns
@@ -653,6 +658,16 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
     if not comparisons:
         raise UsageError(f"methods {a!r} and {b!r} never ran on the same target")
     return comparisons
+
+
+def resolve_reference(runs: pd.DataFrame, reference: str) -> str:
+    """The reference method as the leaderboard spells it (see :func:`_method_named`); an
+    unknown name is a usage error, except the default, whose absence only gives the
+    verdict ``no reference``."""
+    methods = sorted(set(runs["method"])) if not runs.empty and "method" in runs else []
+    if reference == DEFAULT_REFERENCE and reference not in methods:
+        return reference
+    return _method_named(reference, methods)
 
 
 def _method_named(name: str, methods: list[str]) -> str:

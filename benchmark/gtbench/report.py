@@ -26,6 +26,7 @@ from gtbench.leaderboard import (
     board_cells,
     leaderboard,
     p_text,
+    resolve_reference,
     row_runs,
     run_rows,
     targets,
@@ -115,7 +116,8 @@ cannot reject below 6 seeds). Verdicts at α = 0.05, not corrected for the numbe
 methods (column <code>delta_p_holm</code> of <code>leaderboard.csv</code> is). Bold rows
 are better than every other method of their target by the paired test; none when the top
 methods tie. Targets whose FID is not valid (fewer reference images than feature
-dimensions) are compared by KID.</p>
+dimensions) are compared by KID. Rows marked (stale) come from records of older plugin,
+trainer or protocol versions: compared only among themselves, never ranked.</p>
 <div class=wide><table id="leaderboard"><caption>{caption}</caption>
 <thead><tr>{head}</tr></thead><tbody>
 {"".join(body)}
@@ -124,7 +126,10 @@ dimensions) are compared by KID.</p>
 
 def _ranks_section(ranks: pd.DataFrame) -> str:
     if ranks.empty:
-        return "<h2>Mean rank</h2><p class=note>No target to rank (one method, or no metric).</p>"
+        return (
+            "<h2>Mean rank</h2><p class=note>No target to rank: ranks use current (not stale) "
+            "records of a real metric on targets with two methods or more.</p>"
+        )
     rows = "".join(
         f"<tr><td>{html.escape(str(r.method))}</td><td>{r.mean_rank:.2f}</td>"
         f"<td>[{r.rank_ci95_low:.2f}, {r.rank_ci95_high:.2f}]</td><td>{r.n_targets}</td></tr>"
@@ -514,6 +519,7 @@ def write_report(
     if not (results / "runs").is_dir():
         raise UsageError(f"no results in {str(results)!r} (run `gtbench run` first)")
     runs = run_rows(results)
+    reference = resolve_reference(runs, reference)
     board, ranks = leaderboard(runs, reference, with_ranks=True)
     if board.empty:
         raise UsageError(f"no finished runs in {str(results)!r}")
