@@ -348,3 +348,38 @@ def test_tune_on_a_batchnorm_source(tmp_path: Path) -> None:
     (tuned,) = [r for r in records if r["selection"] == "tuned-validation"]
     assert tuned["eval"]["n_reference"] == len(dataset.evaluation_images())
     assert TuneSettings().trials == 4
+
+
+def test_leaderboard_pairs_tuned_methods_and_leaves_trials_out(tmp_path: Path) -> None:
+    """Tuned rows differ in the learning rates tuning chose, yet share a target (the
+    budget) so each is paired with tuned finetune; trial records are never ranked."""
+    from gtbench.leaderboard import leaderboard, run_rows
+
+    suite, _ = _debug_suite(["finetune", "probe"])
+    suite.override(seeds=[0, 1, 2])
+    cells = plan_suite(suite).cells
+    for cell in cells:
+        lr = 1e-4 if cell["method"]["name"] == "finetune" else 6e-4
+        fid = 10.0 + cell["seed"] + (0 if cell["method"]["name"] == "finetune" else 5)
+        for selection in ("tuned-validation", "trial"):
+            record = {
+                "schema_version": cell["schema_version"],
+                "run_id": f"{selection[:5]}{cell['run_id']}",
+                "status": "ok",
+                "source": cell["source"],
+                "method": cell["method"],
+                "dataset": cell["dataset"],
+                "shots": cell["shots"],
+                "seed": cell["seed"],
+                "selection": selection,
+                "hparams": {"method": {}, "train": {**cell["train"], "lr_g": lr}},
+                "tuning": {"searched": ["train.lr_d", "train.lr_g"]},
+                "eval": {**cell["eval"], "is_metric": True},
+                "metrics": {"fid": fid, "kid_mean": fid / 100},
+            }
+            write_record(tmp_path, record)
+    board = leaderboard(run_rows(tmp_path))
+    assert set(board["selection"]) == {"tuned-validation"}
+    assert board["protocol"].nunique() == 1
+    probe = board[board["method"] == "probe"].iloc[0]
+    assert probe["reference"] == "finetune" and probe["delta_fid_mean"] == pytest.approx(5.0)
