@@ -63,7 +63,7 @@ class Suite:
     # budget, say): each table overrides the fields above for its own cross product.
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     # `gtbench tune`: trials, metric, trial seeds and evaluation, per-method search-space
-    # overrides (see gtbench.tuning.TuneSettings); ignored by `gtbench run`
+    # overrides (see gtbench.tune_settings); ignored by `gtbench run`
     tune: dict[str, Any] = field(default_factory=dict)
 
     def override(self, section: str | None = None, **values: Any) -> None:
@@ -126,7 +126,7 @@ def suite_from_mapping(data: dict[str, Any], origin: str) -> Suite:
     _check_section(data.get("train", {}), TrainConfig, f"{origin} [train]")
     _check_section(data.get("eval", {}), EvalSettings, f"{origin} [eval]")
     if "tune" in data:
-        from gtbench.tuning import tune_settings
+        from gtbench.tune_settings import tune_settings
 
         tune_settings(data["tune"], f"{origin} [tune]")
     suite = Suite(**data)
