@@ -225,11 +225,10 @@ def _empty_board() -> pd.DataFrame:
 
 
 def _per_seed(group: pd.DataFrame, column: str) -> dict[int, float]:
-    """seed → value (the latest finished record of a seed, if there are several)."""
-    latest = group.sort_values("finished_at", kind="stable").drop_duplicates("seed", keep="last")
+    """seed → value of one row's records (one per seed)."""
     return {
         int(seed): float(value)
-        for seed, value in zip(latest["seed"], latest[column], strict=True)
+        for seed, value in zip(group["seed"], group[column], strict=True)
         if value is not None and not (isinstance(value, float) and math.isnan(value))
     }
 
@@ -302,26 +301,27 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
     ordered = [m for m in LEAD_METRICS if m in metrics] + sorted(
         m for m in metrics if m not in LEAD_METRICS
     )
-    rows, seeds = [], []
-    for key, group in ok.groupby(_ROW, sort=True, dropna=False):
-        row: dict[str, Any] = dict(zip(_ROW, key, strict=True))
-        latest = group.sort_values("finished_at", kind="stable").drop_duplicates(
-            "seed", keep="last"
-        )
-        row["n_seeds"] = int(latest["seed"].nunique())
-        row["fid_valid"] = bool(latest["fid_valid"].astype(bool).all())
-        row["is_metric"] = bool(latest["is_metric"].astype(bool).all())
+    # one record per row and seed: the latest finished one
+    latest = ok.sort_values("finished_at", kind="stable").drop_duplicates(
+        [*_ROW, "seed"], keep="last"
+    )
+    grouped = latest.groupby(_ROW, sort=True, dropna=False)
+    board = grouped["seed"].nunique().rename("n_seeds").to_frame()
+    board["fid_valid"] = grouped["fid_valid"].agg(lambda v: bool(v.astype(bool).all()))
+    board["is_metric"] = grouped["is_metric"].agg(lambda v: bool(v.astype(bool).all()))
+    if ordered:
+        means, stds = grouped[ordered].mean(), grouped[ordered].std(ddof=1)
         for metric in ordered:
-            values = latest[metric].dropna()
             base = "kid" if metric == "kid_mean" else metric
-            row[f"{base}_mean"] = values.mean() if len(values) else math.nan
-            row[f"{base}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-        for name in BUDGET:
-            if name in latest and latest[name].notna().any():
-                row[name] = latest[name].mean()
-        rows.append(row)
-        seeds.append({m: _per_seed(latest, m) for m in ("fid", "kid_mean") if m in latest})
-    board = pd.DataFrame(rows)
+            board[f"{base}_mean"], board[f"{base}_std"] = means[metric], stds[metric]
+    for name in BUDGET:
+        if name in latest and latest[name].notna().any():
+            board[name] = grouped[name].mean()
+    board = board.reset_index()
+    board["n_seeds"] = board["n_seeds"].astype(int)
+    seeds = []
+    for _, group in grouped:
+        seeds.append({m: _per_seed(group, m) for m in ("fid", "kid_mean") if m in group})
     for column in ("fid_mean", "kid_mean", "fid_std", "kid_std"):
         if column not in board:
             board[column] = math.nan
