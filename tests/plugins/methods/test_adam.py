@@ -94,7 +94,7 @@ def test_calibrated_modulation_moves(source: str) -> None:
     magnitude; at the trainer's lr (the old behaviour) it stays tiny."""
     sizes = {}
     for spec in ("adam:fisher_samples=2", "adam:fisher_samples=2,uv_lr=0.0002"):
-        ctx = CONTEXTS[source](iters=16)
+        ctx = CONTEXTS[source](iters=12)
         method = registry.methods().create(spec)
         method.fit(ctx)
         sizes[spec] = method.extra_metrics(ctx)["adam_uv_max"]
