@@ -645,6 +645,7 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
         title = (
             f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']} "
             f"· {row['selection']} · protocol {protocol}"
+            + (" · stale records (older versions)" if bool(row.get("stale", False)) else "")
         )
         comparisons.append(
             Comparison(
