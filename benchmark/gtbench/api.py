@@ -52,6 +52,7 @@ from gtbench.plugin import (
     SourceNetworks,
     register_fidelity_extractor,
 )
+from gtbench.registry import create as create_plugin
 from gtbench.search import Choice, Distribution, IntUniform, LogUniform, Uniform
 from gtbench.trainer import (
     TRAINER_VERSION,
@@ -88,6 +89,7 @@ __all__ = [
     # the contracts the harness checks before training (use them in a plugin's tests)
     "check_dataset",
     "check_source",
+    "create_plugin",
     # networks
     "BlockNetwork",
     "Generator",
