@@ -283,3 +283,24 @@ def test_stale_records_are_set_apart_and_not_ranked(tmp_path, monkeypatch):
     assert list(ranks["method"]) == ["finetune", "cdc"]  # from the current target alone
     assert set(ranks["n_targets"]) == {1}
     assert run_rows(tmp_path).set_index("run_id").loc["old-0", "stale_reason"].startswith("method")
+
+
+def test_user_results_beside_the_reference_results(tmp_path):
+    """A user's method joins the committed reference results: paired with their finetune,
+    ranked beside them, while the user's own tables stay the user's."""
+    reference, mine = tmp_path / "reference", tmp_path / "mine"
+    _write(reference, "finetune", [10.0, 12.0, 14.0])
+    _write(reference, "cdc", [30.0, 33.0, 35.0])
+    _write(mine, "my-method", [5.0, 6.0, 8.0])
+    _write(mine, "finetune", [10.0, 12.0, 14.0])  # same run_ids as the reference: counted once
+    runs = run_rows(mine, beside=[reference])
+    assert sorted(runs["run_id"]) == sorted(
+        [f"{m}-{s}" for m in ("finetune", "cdc", "my-method") for s in range(3)]
+    )
+    assert set(runs.loc[runs["method"] == "cdc", "origin"]) == {str(reference)}
+    assert set(runs.loc[runs["method"] == "finetune", "origin"]) == {str(mine)}
+    board = leaderboard(runs).set_index("method")
+    assert board.loc["my-method", "verdict"] == "better"
+    assert board.loc["cdc", "verdict"] == "worse"
+    _, own = write_tables(mine)
+    assert set(own["method"]) == {"finetune", "my-method"}

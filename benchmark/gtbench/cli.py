@@ -635,7 +635,15 @@ def _print_summary(summary: Any, results: str, wall_s: float) -> None:
 )
 @click.option("--grids", default=None, help="also copy one sample grid per row into this folder")
 @click.option("--reference", default="finetune", help="method the paired statistics compare with")
-def leaderboard_command(results: str, fmt: str, grids: str | None, reference: str) -> None:
+@click.option(
+    "--beside",
+    multiple=True,
+    help="another results folder whose records join the table (e.g. results/reference, "
+    "the committed reference results); repeatable",
+)
+def leaderboard_command(
+    results: str, fmt: str, grids: str | None, reference: str, beside: tuple[str, ...]
+) -> None:
     """Show the leaderboard: mean ± std and bootstrap CI over seeds, the paired difference
     to a reference method with its t-test p and verdict; ★ marks a method better than
     every other of its target."""
@@ -644,10 +652,13 @@ def leaderboard_command(results: str, fmt: str, grids: str | None, reference: st
 
     if not (Path(results) / "runs").is_dir():
         raise UsageError(f"no results in {results!r} (run `gtbench run` first)")
+    for folder in beside:
+        if not (Path(folder) / "runs").is_dir():
+            raise UsageError(f"--beside {folder!r}: no results there")
     if reference != "finetune":
         from gtbench.leaderboard import resolve_reference, run_rows
 
-        reference = resolve_reference(run_rows(results), reference)
+        reference = resolve_reference(run_rows(results, beside), reference)
     try:
         ensure_writable(Path(results))
         runs, board = write_tables(results, reference)
@@ -655,6 +666,11 @@ def leaderboard_command(results: str, fmt: str, grids: str | None, reference: st
         from gtbench.leaderboard import leaderboard, run_rows
 
         runs = run_rows(results)
+        board = leaderboard(runs, reference)
+    if beside:  # shown beside the user's, never written into the user's tables
+        from gtbench.leaderboard import leaderboard, run_rows
+
+        runs = run_rows(results, beside)
         board = leaderboard(runs, reference)
     if grids is not None:
         from gtbench.leaderboard import export_grids
@@ -758,12 +774,20 @@ def show(run_id: str, results: str) -> None:
 @click.argument("method_b")
 @click.option("--dataset", default=None, help="only this target dataset")
 @click.option("--results", default=DEFAULT_RESULTS, help="results folder")
-def compare(method_a: str, method_b: str, dataset: str | None, results: str) -> None:
+@click.option(
+    "--beside",
+    multiple=True,
+    help="another results folder whose records join the table (e.g. results/reference, "
+    "the committed reference results); repeatable",
+)
+def compare(
+    method_a: str, method_b: str, dataset: str | None, results: str, beside: tuple[str, ...]
+) -> None:
     """Compare two methods seed by seed on every target both ran: Δ = B − A per seed,
     its mean with a bootstrap 95 % CI, the paired t-test p and the verdict."""
     from gtbench.leaderboard import compare_command_lines
 
-    for line in compare_command_lines(results, method_a, method_b, dataset):
+    for line in compare_command_lines(results, method_a, method_b, dataset, beside):
         click.echo(line)
 
 
@@ -776,11 +800,21 @@ def compare(method_a: str, method_b: str, dataset: str | None, results: str) -> 
     default=True,
     help="draw samples from the kept generators to show the most memorised ones",
 )
-def report(results: str, reference: str, out: str | None, memorised: bool) -> None:
+@click.option(
+    "--beside",
+    multiple=True,
+    help="another results folder whose records join the table (e.g. results/reference, "
+    "the committed reference results); repeatable",
+)
+def report(
+    results: str, reference: str, out: str | None, memorised: bool, beside: tuple[str, ...]
+) -> None:
     """Write a self-contained HTML report (tables, plots and images embedded)."""
     from gtbench.report import write_report
 
-    path, notes = write_report(results, reference=reference, out=out, memorised=memorised)
+    path, notes = write_report(
+        results, reference=reference, out=out, memorised=memorised, beside=beside
+    )
     for note in notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"report: {path}")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,31 @@ def is_metric(record: dict[str, Any]) -> bool:
     return evaluation.get("extractor", {}).get("name") != "debug"
 
 
-def run_rows(results_dir: str | Path) -> pd.DataFrame:
-    """One row per record: identity, status, metrics, method terms, budget, timings."""
+def run_rows(results_dir: str | Path, beside: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """One row per record: identity, status, metrics, method terms, budget, timings.
+
+    ``beside``: other results folders (e.g. the committed reference results) whose records
+    join the table, so a user's cells are paired with and ranked beside them. Column
+    ``origin`` names each row's folder; a run_id present in several folders counts once
+    (the first folder wins: the same run_id is the same configuration)."""
+    frames = [_folder_rows(folder) for folder in (results_dir, *beside)]
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True).drop_duplicates("run_id", keep="first")
+    return frame.sort_values(KEY + ["seed", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def run_folder(runs: pd.DataFrame, results_dir: str | Path, run_id: str) -> Path:
+    """The run folder of ``run_id`` (in whichever results folder its record came from)."""
+    if "origin" in runs and not runs.empty:
+        match = runs.loc[runs["run_id"] == run_id, "origin"]
+        if len(match):
+            return Path(match.iloc[0]) / "runs" / run_id
+    return Path(results_dir) / "runs" / run_id
+
+
+def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
     records = list(iter_records(results_dir))
     stale = _stale_reasons(results_dir, records)
     rows = []
@@ -170,6 +194,7 @@ def run_rows(results_dir: str | Path) -> pd.DataFrame:
             "is_metric": is_metric(record),
             "stale": record["run_id"] in stale,
             "stale_reason": stale.get(record["run_id"], ""),
+            "origin": str(results_dir),
         }
         metrics = record.get("metrics", {})
         for name, value in sorted(metrics.items()):
@@ -186,10 +211,7 @@ def run_rows(results_dir: str | Path) -> pd.DataFrame:
         row["finished_at"] = record.get("finished_at", "")
         row["error"] = record.get("error") or ""
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame = frame.sort_values(KEY + ["seed", "run_id"], kind="stable").reset_index(drop=True)
-    return frame
+    return pd.DataFrame(rows)
 
 
 def _stale_reasons(results_dir: str | Path, records: list[dict[str, Any]]) -> dict[str, str]:
@@ -207,6 +229,7 @@ _NOT_AVERAGED = {
     *KEY,
     "stale",
     "stale_reason",
+    "origin",
     "run_id",
     "status",
     "seed",
@@ -497,7 +520,7 @@ def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
 def first_samples(results_dir: str | Path, runs: pd.DataFrame, row: pd.Series) -> Path | None:
     """``samples.png`` of the row's first seed that has one."""
     for run_id in row_runs(runs, row)["run_id"]:
-        grid = Path(results_dir) / "runs" / run_id / "samples.png"
+        grid = run_folder(runs, results_dir, run_id) / "samples.png"
         if grid.exists():
             return grid
     return None
@@ -723,14 +746,16 @@ def comparison_lines(comparison: Comparison, a: str, b: str) -> list[str]:
     return lines
 
 
-def compare_command_lines(results: str, a: str, b: str, dataset: str | None) -> list[str]:
+def compare_command_lines(
+    results: str, a: str, b: str, dataset: str | None, beside: Sequence[str] = ()
+) -> list[str]:
     """What ``gtbench compare`` prints."""
     from gtbench.errors import UsageError
 
     if not (Path(results) / "runs").is_dir():
         raise UsageError(f"no results in {results!r} (run `gtbench run` first)")
     lines: list[str] = []
-    runs = run_rows(results)
+    runs = run_rows(results, beside)
     methods = sorted(set(runs["method"])) if not runs.empty else []
     a, b = (_method_named(name, methods) for name in (a, b))
     for comparison in compare(runs, a, b, dataset):

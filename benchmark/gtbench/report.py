@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from gtbench.leaderboard import (
     p_text,
     resolve_reference,
     row_runs,
+    run_folder,
     run_rows,
     targets,
 )
@@ -238,7 +240,7 @@ def _curves_section(
             for run_id in row_runs(runs, row)["run_id"]:
                 record = records.get(run_id, {})
                 name = record.get("train_log")
-                log = _read_log(results / "runs" / run_id / (name or "train_log.csv"))
+                log = _read_log(run_folder(runs, results, run_id) / (name or "train_log.csv"))
                 if log is not None and "step" in log and row["method"] not in logs:
                     logs[row["method"]] = log
                 if record.get("curve") and row["method"] not in curves:
@@ -384,7 +386,7 @@ def _samples_section(
         missing = []
         for method in order:
             run_id = chosen.get(method)
-            grid = results / "runs" / run_id / "samples.png" if run_id else None
+            grid = run_folder(runs, results, run_id) / "samples.png" if run_id else None
             if grid is None or not grid.exists():
                 grid = _exported_grid(results, rows[rows["method"] == method].iloc[0])
             if grid is None:
@@ -436,10 +438,11 @@ def _memorised_section(
         for method, run_id in sorted(chosen.items()):
             record = records[run_id]
             weights = record.get("weights") or {}
-            if not (results / "runs" / run_id / weights.get("file", "-")).is_file():
+            if not (run_folder(runs, results, run_id) / weights.get("file", "-")).is_file():
                 continue
             try:
-                figures.append(_memorised_pairs(results, record, method, dataset_cache))
+                folder = run_folder(runs, results, run_id).parent.parent
+                figures.append(_memorised_pairs(folder, record, method, dataset_cache))
             except Exception as error:  # noqa: BLE001 - weights or plugins gone: say so
                 notes.append(f"{title} · {method}: memorised samples not shown ({error})")
         if figures:
@@ -511,6 +514,7 @@ def write_report(
     reference: str = DEFAULT_REFERENCE,
     out: str | Path | None = None,
     memorised: bool = True,
+    beside: Sequence[str | Path] = (),
 ) -> tuple[Path, list[str]]:
     """Build the report of ``results``; returns its path and notes on what was left out."""
     from gtbench.errors import UsageError
@@ -518,12 +522,14 @@ def write_report(
     results = Path(results)
     if not (results / "runs").is_dir():
         raise UsageError(f"no results in {str(results)!r} (run `gtbench run` first)")
-    runs = run_rows(results)
+    runs = run_rows(results, beside)
     reference = resolve_reference(runs, reference)
     board, ranks = leaderboard(runs, reference, with_ranks=True)
     if board.empty:
         raise UsageError(f"no finished runs in {str(results)!r}")
-    records = {record["run_id"]: record for record in iter_records(results)}
+    records = {
+        record["run_id"]: record for folder in (*beside, results) for record in iter_records(folder)
+    }
     groups = _grouped_targets(board)
     notes: list[str] = []
     dataset_cache: dict[str, Any] = {}
