@@ -3,7 +3,10 @@
 ``gtbench --help`` and every usage error should answer in well under a second: the CLI
 imports torch, torch-fidelity and pandas only inside the commands that need them, and
 unknown plugin names are found from entry-point metadata alone. Prints the median (and
-min, max) of ``--repeat`` runs per command, plus which heavy modules each one imported.
+min, max) wall time of ``--repeat`` runs per command, the median CPU time (user +
+system: nearly independent of the machine's load), and which heavy modules each one
+imported. ``PYTHONPATH=<old checkout>/benchmark:<old checkout>/plugins`` measures another
+version of the code with the same installed entry points (a "before" figure).
 
     python perf/cli_latency.py                 # the installed `gtbench` next to python
     python perf/cli_latency.py --repeat 5
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,11 +46,15 @@ PROBE = (
 )
 
 
-def time_command(args: list[str], repeat: int, env: dict[str, str]) -> tuple[list[float], int, str]:
-    """Seconds per run, the exit status and the heavy modules imported."""
-    seconds, status, heavy = [], 0, ""
+def time_command(
+    args: list[str], repeat: int, env: dict[str, str]
+) -> tuple[list[float], list[float], int, str]:
+    """Wall seconds and CPU seconds (user + system) per run, the exit status and the heavy
+    modules imported. CPU time hardly depends on what else the machine runs."""
+    seconds, cpu, status, heavy = [], [], 0, ""
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
@@ -56,10 +64,12 @@ def time_command(args: list[str], repeat: int, env: dict[str, str]) -> tuple[lis
                 env=env,
             )
             seconds.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             status = done.returncode
             marker = done.stderr.rsplit("HEAVY:", 1)
             heavy = marker[1].strip() if len(marker) == 2 else "?"
-    return seconds, status, heavy
+    return seconds, cpu, status, heavy
 
 
 def main() -> None:
@@ -72,13 +82,14 @@ def main() -> None:
     python_s = time.perf_counter() - started
     print(f"python {sys.version.split()[0]} at {Path(sys.executable)}, {os.cpu_count()} CPUs")
     print(f"bare interpreter start: {python_s:.3f} s")
-    print(f"{'command':<36} {'median':>8} {'min':>7} {'max':>7}  exit  heavy imports")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'command':<36} {'median':>8} {'min':>7} {'max':>7} {'cpu':>7}  exit  heavy imports")
     for command in COMMANDS:
-        seconds, status, heavy = time_command(command, args.repeat, env)
+        seconds, cpu, status, heavy = time_command(command, args.repeat, env)
         label = "gtbench " + " ".join(command)
         print(
             f"{label:<36} {statistics.median(seconds):>7.2f}s {min(seconds):>6.2f}s "
-            f"{max(seconds):>6.2f}s  {status:>4}  {heavy or '-'}"
+            f"{max(seconds):>6.2f}s {statistics.median(cpu):>6.2f}s  {status:>4}  {heavy or '-'}"
         )
 
 
