@@ -1,7 +1,7 @@
 import pytest
 
 from gtbench.errors import UsageError
-from gtbench.spec import PluginSpec, parse_spec, parse_spec_list
+from gtbench.spec import PluginSpec, coerce, parse_spec, parse_spec_list
 
 
 def test_name_only():
@@ -26,3 +26,32 @@ def test_bad_specs_are_usage_errors(bad):
 def test_list_keeps_parameters_with_their_spec():
     text = "finetune,freeze-d:layers=2,ewc,folder:path=x,res=64"
     assert parse_spec_list(text) == ["finetune", "freeze-d:layers=2", "ewc", "folder:path=x,res=64"]
+
+
+@pytest.mark.parametrize(
+    "value, like, expected",
+    [
+        ("300", 1, 300),
+        (2.0, 1, 2),
+        ("2.0", 1, 2),
+        (" TRUE ", False, True),
+        ("false", True, False),
+        (3, 1.0, 3.0),
+        ("1e-3", 1.0, 0.001),
+        (64, "", "64"),
+        ("x", None, "x"),
+    ],
+)
+def test_coerce_parses_and_normalises(value, like, expected):
+    result = coerce(value, like)
+    assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "value, like",
+    [(2.5, 1), ("2.5", 1), ("1", False), (1, False), ("yes", True), (True, 1), (False, 1.0),
+     ("fast", 1.0), ([1], "")],
+)  # fmt: skip
+def test_coerce_refuses_the_wrong_type(value, like):
+    with pytest.raises(ValueError, match="expected"):
+        coerce(value, like)
