@@ -17,6 +17,7 @@ from torch_fidelity.utils import create_feature_extractor
 from torchvision.transforms.functional import gaussian_blur
 
 from gtbench import registry
+from gtbench.api import image_sha256s
 from gtbench.api import sha256_file as file_sha256
 from gtbench.errors import GtbenchError
 from gtbench.evaluation import extract_features, fid_from_features, load_feature_extractor
@@ -164,3 +165,44 @@ def test_recipe_is_deterministic_and_reproduces_the_committed_data(tmp_path: Pat
     assert first["sha256"] == second["sha256"]
     committed = json.loads(shapes_cnn.WEIGHTS_PATH.with_suffix(".json").read_text())
     assert first["data_sha256"] == committed["data_sha256"]
+    # today's recipe and dataset plugins pick exactly the committed list of training images
+    assert first["train_images_list_sha256"] == committed["train_images_list_sha256"]
+    assert first["excluded_target_images"] == committed["excluded_target_images"]
+
+
+# Built-in datasets that are not few-shot targets: the silhouette source's pretraining
+# set (its classes are training classes by design) and user folders (no data here).
+NOT_TARGETS = {"animals-others": "pretraining set of animals-dcgan32", "folder": "user data"}
+
+
+def _builtin_targets() -> list[str]:
+    reg = registry.datasets()
+    return [
+        name
+        for name in reg.names()
+        if reg.get(name).__module__.startswith("gtbench_plugins.") and name not in NOT_TARGETS
+    ]
+
+
+def test_training_images_are_disjoint_from_every_builtin_targets_evaluation_images():
+    """By content hash at the extractor's input format (32×32, grey repeated to RGB): no
+    image shapes-cnn trained on is an evaluation (or validation) image of a built-in target."""
+    trained = shapes_cnn.training_image_hashes()
+    record = shapes_cnn.training_record()
+    listing = shapes_cnn.WEIGHTS_PATH.with_name(record["train_images_list"]).read_text()
+    rows = [row for row in listing.splitlines() if row and not row.startswith("#")]
+    assert len(rows) == record["train_images"] > 10_000  # one row per image (some are copies)
+    assert 10_000 < len(trained) <= len(rows)
+    targets = _builtin_targets()
+    assert {"animals-cat", "digits", "lfw-faces", "debug"} <= set(targets)
+    for name in targets:
+        dataset = registry.datasets().create(f"{name}:res=32,channels=3")
+        held = [dataset.evaluation_images()]
+        if dataset.validation_images() is not None:
+            held.append(dataset.validation_images())
+        hashes = set(image_sha256s(torch.cat(held)))
+        assert hashes and not hashes & trained, f"shapes-cnn trained on {name} evaluation images"
+    # the check can fail: the digits' shot pool is trained on, and is found
+    digits = registry.datasets().create("digits:res=32,channels=3")
+    pool = digits.images()[digits.shot_pool()]
+    assert set(image_sha256s(pool)) <= trained

@@ -11,16 +11,25 @@ so the same machine and torch build reproduce the file bit for bit.
 
 Training data (all offline; 34 classes, images prepared at 32×32 with PIL bicubic):
 
-- Animal-Shape silhouettes, the nine **non-cat** classes (9000; cats are the default
-  few-shot target and stay unseen, see :mod:`.shapes_cnn`);
-- scikit-learn's 1797 handwritten digits, 10 classes;
-- scikit-image's LFW subset: 100 faces vs 100 non-faces, 2 classes;
+- Animal-Shape silhouettes, the nine **non-cat** classes (cats are the default few-shot
+  target and stay unseen, see :mod:`.shapes_cnn`);
+- scikit-learn's handwritten digits, 10 classes;
+- scikit-image's LFW subset: faces vs non-faces, 2 classes;
 - 13 scikit-image sample photos (not the cat photo), 240 random crops each, one class
   per photo: natural textures and colour, which silhouettes and digits lack.
 
-Each source keeps a seeded 10 % (LFW: 20 %) split out of training for the held-out
-accuracy. Augmentation (random affine, flips except for digits, contrast jitter, slight
-noise) makes the features robust to small shifts; a second head must recognise which
+No evaluation image of a built-in target is ever trained on: the recipe builds every
+target in :data:`TARGETS` through its dataset plugin at 32×32 RGB and drops every training
+image whose content hash (sha256 of its uint8 C×H×W bytes) equals that of a target image
+outside the target's shot pool — its evaluation and validation images. Of the digits and
+the LFW faces only the shot pools remain; their other images become the held-out accuracy
+set of those classes. The
+other sources keep a seeded 10 % (LFW non-faces: 20 %) split out of training for the
+held-out accuracy. The hashes of every training image are written beside the weights
+(``shapes-cnn-train-images.txt``), so a test can check the disjointness.
+
+Augmentation (random affine, flips except for digits, contrast jitter, slight noise)
+makes the features robust to small shifts; a second head must recognise which
 degradation (none, Gaussian noise σ ∈ {8, 15, 30}/255·2, blur σ ∈ {0.6, 1.2, 2} px) was
 applied, so the features also keep track of image quality.
 """
@@ -42,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gtbench.api import image_sha256s
 from gtbench_plugins.datasets._images import resize_planes
 from gtbench_plugins.extractors.shapes_cnn import INPUT_SIZE, ShapesCNN
 
@@ -51,8 +61,14 @@ BATCH = 128
 STEPS_PER_EPOCH = 100
 LR = 3e-3
 WEIGHT_DECAY = 5e-4
-HOLDOUT = {"animals": 0.1, "digits": 0.1, "lfw": 0.2, "photos": 0.1}
-DOMAIN_SHARE = {"animals": 0.4, "digits": 0.2, "lfw": 0.15, "photos": 0.25}  # of each batch
+# Random held-out fraction of the images that remain once the targets' evaluation images
+# are removed (digits: their evaluation split is the held-out set already).
+HOLDOUT = {"animals": 0.1, "digits": 0.0, "lfw": 0.2, "photos": 0.1}
+DOMAIN_SHARE = {"animals": 0.45, "digits": 0.1, "lfw": 0.15, "photos": 0.3}  # of each batch
+# Built-in few-shot targets (dataset plugin specs at the extractor's input format) whose
+# evaluation images must never be trained on.
+TARGETS = ("animals-cat", "digits", "lfw-faces")
+TRAIN_LIST_SUFFIX = "-train-images.txt"
 PHOTOS = (
     "astronaut",
     "coffee",
@@ -89,6 +105,7 @@ class Data:
     holdout: torch.Tensor  # N bool
     classes: list[str]
     hashes: dict[str, str]
+    excluded: dict[str, int]  # per source: images dropped as a target's evaluation image
 
 
 def _sha(array: np.ndarray) -> str:
@@ -124,6 +141,25 @@ def _split(n: int, fraction: float, rng: np.random.RandomState) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[rng.permutation(n)[: int(round(n * fraction))]] = True
     return mask
+
+
+def target_heldout_hashes() -> dict[str, set[str]]:
+    """Per built-in target: content hashes of every image outside its shot pool (its
+    evaluation and validation images) at the extractor's input format (32×32, grey repeated
+    to 3 channels), built by the dataset plugins themselves."""
+    from gtbench_plugins.datasets.animals import AnimalsCat
+    from gtbench_plugins.datasets.digits import Digits
+    from gtbench_plugins.datasets.lfw import LFWFaces
+
+    plugins = {"animals-cat": AnimalsCat, "digits": Digits, "lfw-faces": LFWFaces}
+    hashes = {}
+    for name in TARGETS:
+        dataset = plugins[name](res=INPUT_SIZE, channels=3)
+        pool = set(dataset.shot_pool())
+        images = dataset.images()
+        held = [i for i in range(len(images)) if i not in pool]
+        hashes[name] = set(image_sha256s(images[held]))
+    return hashes
 
 
 def build_data(seed: int = SEED) -> Data:
@@ -168,12 +204,19 @@ def build_data(seed: int = SEED) -> Data:
         ("photos", np.concatenate(crops), np.array(crop_labels), [f"photo-{p}" for p in PHOTOS])
     )
 
+    forbidden = set().union(*target_heldout_hashes().values())
     all_images, all_labels, all_domains, all_holdout, classes = [], [], [], [], []
+    excluded: dict[str, int] = {}
     for domain_index, (domain, part_images, part_labels, part_names) in enumerate(parts):
+        hashes_of_part = image_sha256s(torch.from_numpy(np.ascontiguousarray(part_images)))
+        banned = np.array([h in forbidden for h in hashes_of_part])
+        holdout = banned.copy()
+        holdout[~banned] = _split(int((~banned).sum()), HOLDOUT[domain], rng)
+        excluded[domain] = int(banned.sum())
         all_images.append(part_images)
         all_labels.append(part_labels + len(classes))
         all_domains.append(np.full(len(part_labels), domain_index))
-        all_holdout.append(_split(len(part_labels), HOLDOUT[domain], rng))
+        all_holdout.append(holdout)
         classes += part_names
     data = Data(
         images=torch.from_numpy(np.concatenate(all_images)).contiguous(),
@@ -182,6 +225,7 @@ def build_data(seed: int = SEED) -> Data:
         holdout=torch.from_numpy(np.concatenate(all_holdout)),
         classes=classes,
         hashes=hashes,
+        excluded=excluded,
     )
     hashes["training-set"] = _sha(data.images.numpy()) + "+" + _sha(data.labels.numpy())[:16]
     return data
@@ -251,6 +295,26 @@ def augment(
 
 
 # --------------------------------------------------------------------------- training
+
+
+def write_training_list(data: Data, path: Path) -> str:
+    """One line per training image: its source and content hash; returns the file's sha256."""
+    domains = list(DOMAIN_SHARE)
+    lines = [
+        "# shapes-cnn training images: source<TAB>sha256 of the uint8 3×32×32 bytes",
+        "# written by python -m gtbench_plugins.extractors.train_shapes_cnn",
+    ]
+    rows = (~data.holdout).nonzero().flatten()
+    for row, digest in zip(rows.tolist(), image_sha256s(data.images[rows]), strict=True):
+        lines.append(f"{domains[int(data.domains[row])]}\t{digest}")
+    path.write_text("\n".join(lines) + "\n")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_training_list(path: Path) -> set[str]:
+    """The content hashes listed by :func:`write_training_list`."""
+    rows = path.read_text().splitlines()
+    return {row.split("\t")[1] for row in rows if row and not row.startswith("#")}
 
 
 def _sampling_weights(data: Data, train: torch.Tensor) -> torch.Tensor:
@@ -337,6 +401,8 @@ def train(
         save_file(state, str(out), metadata={"classes": json.dumps(data.classes)})
         out.chmod(0o644)  # safetensors writes 0600; the file is shipped as package data
         sha = hashlib.sha256(out.read_bytes()).hexdigest()
+        train_list = out.with_name(out.stem + TRAIN_LIST_SUFFIX)
+        train_list_sha = write_training_list(data, train_list)
         record = {
             "file": out.name,
             "sha256": sha,
@@ -349,8 +415,12 @@ def train(
             "lr": LR,
             "classes": data.classes,
             "degradations": list(CORRUPTIONS),
-            "held_out_of_training": "animal-shapes class 'cat' (the animals-cat target), "
-            "skimage chelsea/cat photo",
+            "held_out_of_training": "every image outside the shot pool (evaluation and "
+            f"validation images) of the targets {', '.join(TARGETS)} (by content hash at "
+            "3x32x32), the whole animal-shapes class 'cat', the skimage chelsea/cat photo",
+            "excluded_target_images": data.excluded,
+            "train_images_list": train_list.name,
+            "train_images_list_sha256": train_list_sha,
             "train_images": int(train_rows.sum()),
             "heldout_images": int(data.holdout.sum()),
             **{k: round(v, 4) for k, v in metrics.items()},
