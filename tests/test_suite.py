@@ -1,6 +1,6 @@
 import pytest
 
-from gtbench.errors import UsageError
+from gtbench.errors import PluginError, UsageError
 from gtbench.suite import load_suite
 
 
@@ -122,25 +122,33 @@ def _suite_file(tmp_path, text):
 def test_values_are_typed_and_normalised_before_run_id(tmp_path):
     from gtbench.cells import plan_suite
 
-    suite = load_suite(
-        _suite_file(
-            tmp_path,
-            'methods = ["freeze-d:layers=2", "freeze-d:layers=2.0", {name = "freeze-d", '
-            'layers = 2.0}]\n[train]\niters = "3"\nlr_g = 1\nflip = false\n',
+    def suite(sources: str, train: str):
+        path = tmp_path / "s.toml"
+        path.write_text(
+            f'sources = {sources}\nmethods = ["finetune"]\ndatasets = ["debug"]\n'
+            f'extractor = "debug"\n[train]\n{train}'
         )
+        return load_suite(path)
+
+    loose = suite(
+        '["debug:width=8", "debug:width=8.0", {name = "debug", width = 8.0}]',
+        'iters = "3"\nlr_g = 1\nflip = false\n',
     )
-    assert suite.train == {"iters": 3, "lr_g": 1.0, "flip": False}
-    assert type(suite.train["iters"]) is int and type(suite.train["lr_g"]) is float
-    cells = plan_suite(suite).cells
-    assert {c["method"]["params"]["layers"] for c in cells} == {2}
+    assert loose.train == {"iters": 3, "lr_g": 1.0, "flip": False}
+    assert type(loose.train["iters"]) is int and type(loose.train["lr_g"]) is float
+    cells = plan_suite(loose).cells
+    assert {c["source"]["params"]["width"] for c in cells} == {8}
     assert len({c["run_id"] for c in cells}) == 1  # one configuration, one identity
-    same = load_suite(
-        _suite_file(
-            tmp_path,
-            'methods = ["freeze-d:layers=2"]\n[train]\niters = 3\nlr_g = 1.0\nflip = false\n',
-        )
-    )
-    assert plan_suite(same).cells[0]["run_id"] == cells[0]["run_id"]
+    strict = suite('["debug:width=8"]', "iters = 3\nlr_g = 1.0\nflip = false\n")
+    assert plan_suite(strict).cells[0]["run_id"] == cells[0]["run_id"]
+
+
+def test_a_plugin_that_refuses_a_value_is_named(tmp_path):
+    from gtbench.cells import plan_suite
+
+    path = _suite_file(tmp_path, 'methods = ["freeze-d:layers=2.0"]\n')
+    with pytest.raises(PluginError, match=r"^method 'freeze-d': layers must be an integer"):
+        plan_suite(load_suite(path))
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,10 @@ class Registry(Generic[T]):
         try:
             instance = cls(**dict(spec.params))
         except ValueError as error:
-            raise PluginError(str(error)) from None
+            message = str(error)
+            if not message.startswith(f"{self.kind} "):  # name the plugin in the one line
+                message = f"{self.kind} {spec.name!r}: {message}"
+            raise PluginError(message) from None
         instance.name = spec.name  # the registered name, even for an aliased class
         return instance
 
