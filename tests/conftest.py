@@ -4,9 +4,9 @@
   writes the user's cache. It is seeded with the downloads (wheels) already fetched into
   the project's ``.gtbench-cache`` (what ``.ci/run`` fills with ``gtbench fetch``) or
   into the user's own cache; nothing else is copied.
-- ``GTBENCH_OFFLINE=1`` and ``HF_HUB_OFFLINE=1``: the default run never touches the
-  network. Tests that must are marked ``@pytest.mark.network`` and run only when asked
-  (``pytest -m network``); for them the offline switch is lifted.
+- ``GTBENCH_OFFLINE=1``, ``HF_HUB_OFFLINE=1`` and ``PIP_NO_INDEX=1``: the default run
+  never touches the network. Tests that must are marked ``@pytest.mark.network`` and run
+  only when asked (``pytest -m network``); for them the offline switches are lifted.
 - One torch thread per test process (2-core machines); rich tables unfolded.
 """
 
@@ -48,6 +48,7 @@ TEST_CACHE = _isolated_cache()
 os.environ["GTBENCH_CACHE"] = str(TEST_CACHE)
 os.environ["GTBENCH_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["PIP_NO_INDEX"] = "1"  # a pip run by a test (the example plugin) stays local
 os.environ["COLUMNS"] = "200"  # rich tables unfolded in captured output
 
 import torch  # noqa: E402
@@ -64,4 +65,5 @@ def _network_only_when_marked(request: pytest.FixtureRequest, monkeypatch: pytes
     """Tests marked ``network`` may download; every other test sees GTBENCH_OFFLINE=1."""
     if request.node.get_closest_marker("network") is not None:
         monkeypatch.delenv("GTBENCH_OFFLINE", raising=False)
+        monkeypatch.delenv("PIP_NO_INDEX", raising=False)
     yield
