@@ -75,6 +75,11 @@ def step_timings(args: argparse.Namespace, device: str) -> None:
         print(f"{label:<34} {_last_line(done)}  [{seconds:.0f} s with start-up]")
 
 
+def _fresh_cache(folder: Path) -> dict[str, str]:
+    """An empty gtbench cache: the user's stays untouched and statistics are computed."""
+    return {**os.environ, "GTBENCH_CACHE": str(folder / "cache")}
+
+
 def _gtbench(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "gtbench.cli", *arguments]
 
@@ -95,7 +100,7 @@ def tiny_sweep(args: argparse.Namespace, gpus: int, device: str | None, folder: 
                        "--results", str(results))  # fmt: skip
     if device:
         command += ["--device", device]
-    seconds, done = _run(command, args.timeout)
+    seconds, done = _run(command, args.timeout, _fresh_cache(folder))
     records = _records(results)
     statuses: dict[str, int] = {}
     for record in records:
@@ -140,7 +145,7 @@ def inception_evaluation(args: argparse.Namespace, device: str | None, folder: P
                        "--n-samples", str(args.n_samples), "--results", str(results))  # fmt: skip
     if device:
         command += ["--device", device]
-    seconds, done = _run(command, args.timeout)
+    seconds, done = _run(command, args.timeout, _fresh_cache(folder))
     for record in _records(results):
         timings, metrics = record.get("timings", {}), record.get("metrics", {})
         print(f"{record['status']}: eval {timings.get('eval_s')} s, train "
