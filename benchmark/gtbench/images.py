@@ -81,7 +81,7 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike[str], columns: int =
     from PIL import Image
     from torchvision.utils import make_grid
 
-    from gtbench.records import atomic_write_bytes
+    from gtbench.atomic import atomic_write_bytes
 
     path = Path(path)
     grid = make_grid(images, nrow=columns, padding=1)

@@ -4,12 +4,13 @@ that treat a corrupt or truncated record as missing (reported, then re-run)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from gtbench.atomic import atomic_write_bytes as atomic_write_bytes  # re-exported
+from gtbench.atomic import atomic_write_text as atomic_write_text  # re-exported
 
 RECORD = "record.json"
 FAILED_RECORD = "record.failed.json"  # a failed rerun of a cell whose ok record is kept
@@ -23,38 +24,6 @@ def runs_dir(results_dir: str | Path) -> Path:
 
 def run_dir(results_dir: str | Path, run_id: str) -> Path:
     return runs_dir(results_dir) / run_id
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a unique temporary file beside ``path``, then rename it over.
-
-    Readers see the old file or the new one, never a partial one; two writers racing
-    each leave a complete file (the last rename wins)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once, at import: os.umask is process-wide and racy later
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def write_record(results_dir: str | Path, record: dict[str, Any]) -> Path:

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from gtbench.errors import DivergedError
-from gtbench.method import Phase
 from gtbench.networks import Discriminator, Generator
+from gtbench.phases import Phase
 
 if TYPE_CHECKING:
     from gtbench.method import Method
@@ -375,7 +375,7 @@ class TrainLog:
         self.columns += [k for k in row if k not in self.columns]
         if self.path is None:
             return
-        from gtbench.records import atomic_write_text
+        from gtbench.atomic import atomic_write_text
 
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
