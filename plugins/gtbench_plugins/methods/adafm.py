@@ -10,9 +10,10 @@ What trains, following the authors' code (GANTransferLimitedData, ``method == 'A
 generator blocks (their low-resolution, latent-facing "specific" layers are fine-tuned
 outright). Everything else in G (kernels, biases, linear layers, normalisation
 affines, the to-RGB layer) is frozen — the authors' to-RGB conv is frozen *unmodulated*;
-here it is modulated like every other conv of a modulated block. The discriminator is
-fine-tuned, with its first ``d_layers`` blocks frozen (the authors freeze all but D's last
-stage; the default here, 0, also suits sources whose D is freshly initialised).
+here it is modulated like every other conv of a modulated block. Only the discriminator's
+last block trains (``d_layers=-1``): the authors' few-shot script (``Flowers25_our.py``,
+25 images) sets ``D_Layer_FIX = 6``, which trains only D's last stage (``resnet_5_*`` at
+4×4) and its linear head. That needs the source's pretrained D, so AdaFM requires one.
 
 Supported kernels: 2-D convolutions — ``torch.nn`` ``Conv2d`` / ``ConvTranspose2d`` and
 any module that owns a parameter ``weight`` shaped (…, out, in, kh, kw), such as
@@ -83,6 +84,8 @@ class AdaFM(Method):
         "Data, ICML 2020"
     )
     code = "github.com/MiaoyunZhao/GANTransferLimitedData (AdaFM in gan_training/models)"
+    version = "2"
+    requires_discriminator = True
     parameters: ClassVar = {
         "full_blocks": Parameter(
             1,
@@ -91,9 +94,10 @@ class AdaFM(Method):
             search=IntUniform(0, 2),
         ),
         "d_layers": Parameter(
-            0,
+            -1,
             "D blocks frozen from the image side, FreezeD-style (negative: all but the "
-            "last |k|; the authors train only D's last stage)",
+            "last |k|; default -1: only D's last block trains, as the authors' few-shot "
+            "script trains only D's last stage and head)",
         ),
     }
 

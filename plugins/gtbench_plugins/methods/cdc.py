@@ -14,18 +14,25 @@ Two changes to fine-tuning:
    from a small conv head on an intermediate discriminator feature, so only the anchor
    region is asked to look like whole target images.
 
-Facts from utkarshojha/few-shot-gan-adaptation ``train.py`` (defaults of its argparse):
+Facts from utkarshojha/few-shot-gan-adaptation ``train.py`` and ``model.py``:
 ``--kl_wt 1000``, ``--subspace_freq 4`` (anchor iteration when ``i % 4 == 0``),
 ``--subspace_std 0.1``, ``--n_train`` anchors = shots, ``--feat_const_batch 4``,
-``--highp 1`` (always the first candidate D feature: a 32×32 map at 256 px),
-``--lr 0.002``, ``--batch 4``, ``--iter 5002``, ``--r1 10``. The KL is
+``--lr 0.002``, ``--batch 4``, ``--iter 5002``, ``--r1 10``. Each row of the KL draws its
+own generator layer as ``numpy.random.randint(1, n_latent - 1)``: every synthesis conv
+output except the 4×4 one (the RGB skip is never a feature). The KL is
 ``nn.KLDivLoss()(log(softmax(target)), softmax(source))`` with the default mean
-reduction, i.e. the mean over all N(N−1) entries of ``p_s (log p_s − log p_t)``; each
-row picks its own random layer among all but the first and last generator layers.
+reduction. ``--highp 1`` makes the patch head always read the first 512-channel 32×32 D
+feature at 256 px, whose head output sees 66 px (about a quarter of the image side); the
+head is ``ConvLayer(512, 1, 3)``: a 3×3 conv followed by a biased leaky ReLU (0.2, ×√2).
+Neither generator is ever switched to eval mode, so on a BatchNorm generator both are
+compared on the batch's statistics here (:func:`batch_statistics`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -35,9 +42,61 @@ from torch import nn
 from gtbench.api import Discriminator, LogUniform, Method, Parameter
 
 if TYPE_CHECKING:
-    from gtbench.api import TrainContext, TrainStep
+    from gtbench.api import Generator, TrainContext, TrainStep
 
 HEAD_NAME = "cdc_patch_head"
+# The authors' --kl_wt 1000 makes the KL's gradient 26x the adversarial one on the default
+# suite (reg_grad_ratio, docs/methods.md); 40 brings it to about one.
+KL_WEIGHT = 40.0
+# Receptive field of the authors' patch head over the image side: 66 px of 256.
+PATCH_FRACTION = 66 / 256
+
+
+@contextlib.contextmanager
+def batch_statistics(network: nn.Module) -> Iterator[None]:
+    """Run ``network``'s BatchNorm layers on the batch's own statistics (train mode)
+    without touching their running statistics, whatever mode the network is in.
+
+    The adapted G trains in train mode while the trainer keeps the frozen source G in
+    eval mode; comparing them that way mixes batch and running statistics, so the KL is
+    not zero at the start. Inside this context both normalise with the statistics of the
+    same latents, as the authors' two generators (both left in train mode), and
+    identical weights give identical features: the KL is exactly zero until G moves."""
+    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in norms]
+    for m in norms:
+        m.train()
+        m.track_running_stats = False  # batch statistics, running buffers left alone
+    try:
+        yield
+    finally:
+        for m, (training, track) in zip(norms, saved, strict=True):
+            m.train(training)
+            m.track_running_stats = track
+
+
+def generator_features(generator: Generator, z: torch.Tensor) -> list[torch.Tensor]:
+    """Per-block features of ``generator`` on ``z``, BatchNorm on the batch's statistics."""
+    with batch_statistics(generator):
+        return generator.forward_features(z)[1]
+
+
+def feature_blocks(features: list[torch.Tensor], image: torch.Tensor) -> list[int]:
+    """Blocks the authors' layer range maps to: ``randint(1, n_latent − 1)`` reads every
+    synthesis conv output except the 4×4 one, never the RGB image. Here: every spatial
+    block feature larger than the smallest map, except an output shaped like the image
+    (a block that ends in the to-RGB layer); on networks too shallow for that, every
+    spatial block."""
+    spatial = [i for i, f in enumerate(features) if f.ndim == 4]
+    if not spatial:
+        raise ValueError("the generator exposes no spatial block feature")
+    smallest = min(features[i].shape[-1] for i in spatial)
+    chosen = [
+        i
+        for i in spatial
+        if features[i].shape[-1] > smallest and features[i].shape[1:] != image.shape[1:]
+    ]
+    return chosen or spatial
 
 
 def distance_distributions(features: list[torch.Tensor], rows: list[int]) -> torch.Tensor:
@@ -60,21 +119,68 @@ def kl_consistency(log_p_source: torch.Tensor, log_p_adapted: torch.Tensor) -> t
     return (log_p_source.exp() * (log_p_source - log_p_adapted)).mean()
 
 
-def candidate_blocks(n_blocks: int) -> list[int]:
-    """Blocks the KL may read: all but the first and the last (the authors' layer range),
-    or all of them on networks too shallow for that."""
-    inner = list(range(1, n_blocks - 1))
-    return inner if inner else list(range(n_blocks))
+class PatchHead(nn.Module):
+    """The authors' ``ConvLayer(C, 1, 3)``: 3×3 conv, bias, leaky ReLU (0.2) scaled by √2."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 1, 3, 1, 1, bias=False)
+        self.bias = nn.Parameter(torch.zeros(1, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.conv(x) + self.bias, 0.2) * math.sqrt(2)
+
+
+@torch.no_grad()
+def _probe_features(discriminator: Discriminator, images: torch.Tensor) -> list[torch.Tensor]:
+    was_training = discriminator.training
+    discriminator.eval()  # a shape probe: leave BatchNorm statistics alone
+    try:
+        return discriminator.forward_features(images)[1]
+    finally:
+        discriminator.train(was_training)
+
+
+def head_receptive_fields(discriminator: Discriminator, image: torch.Tensor) -> dict[int, int]:
+    """Receptive field (pixels along one side, at most the image side) of a 3×3 head on
+    each spatial D block feature, measured as the extent of the input gradient of the
+    head's central output (D in eval mode, a random input, D's parameters untouched)."""
+    was_training = discriminator.training
+    discriminator.eval()
+    x = torch.randn(image[:1].shape, generator=torch.Generator().manual_seed(0))
+    x = x.to(image.device).requires_grad_(True)
+    fields: dict[int, int] = {}
+    try:
+        with torch.enable_grad():
+            _, features = discriminator.forward_features(x)
+            spatial = [i for i, f in enumerate(features) if f.ndim == 4]
+            for i in spatial:
+                f = features[i]
+                ones = torch.ones(1, f.shape[1], 3, 3, device=f.device, dtype=f.dtype)
+                out = F.conv2d(f, ones, padding=1)
+                centre = out[0, 0, out.shape[2] // 2, out.shape[3] // 2]
+                (grad,) = torch.autograd.grad(centre, x, retain_graph=True)
+                touched = grad.abs().sum(dim=(0, 1)) > 0
+                rows = touched.any(dim=1).nonzero()
+                cols = touched.any(dim=0).nonzero()
+                if len(rows) and len(cols):
+                    fields[i] = int(max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
+    finally:
+        discriminator.train(was_training)
+    return fields
 
 
 def choose_patch_block(
-    features: list[torch.Tensor], resolution: int, name: str, names: list[str]
+    discriminator: Discriminator, image: torch.Tensor, name: str, fraction: float
 ) -> int:
-    """Index of the D feature the patch head reads.
+    """Index of the D block feature the patch head reads.
 
-    ``name`` picks a block explicitly; otherwise the first spatial feature at most
-    resolution/8 wide (32×32 at 256 px, as in the authors' code), else the last spatial
-    one."""
+    ``name`` picks a block explicitly; otherwise the block whose head sees the fraction of
+    the image side closest to ``fraction`` (the authors': 66 px of 256), preferring the
+    smaller patch on ties. The choice never reads the image 4×4 map of a 32 px D, whose
+    head would see the whole image."""
+    names = discriminator.block_names()
+    features = _probe_features(discriminator, image[:1])
     if name:
         if name not in names:
             raise ValueError(f"cdc: patch_block {name!r} is not a D block ({', '.join(names)})")
@@ -82,13 +188,11 @@ def choose_patch_block(
         if features[index].ndim != 4:
             raise ValueError(f"cdc: D block {name!r} has no spatial feature map")
         return index
-    spatial = [i for i, f in enumerate(features) if f.ndim == 4]
-    if not spatial:
+    fields = head_receptive_fields(discriminator, image)
+    if not fields:
         raise ValueError("cdc: the discriminator has no spatial feature for the patch head")
-    for i in spatial:
-        if features[i].shape[-1] <= max(resolution // 8, 1):
-            return i
-    return spatial[-1]
+    side = image.shape[-1]
+    return min(fields, key=lambda i: (abs(fields[i] / side - fraction), fields[i]))
 
 
 class CDC(Method):
@@ -100,14 +204,16 @@ class CDC(Method):
         "Cross-domain Correspondence, CVPR 2021"
     )
     code = "github.com/utkarshojha/few-shot-gan-adaptation (train.py)"
+    version = "2"
     # The KL regulariser lives on G; the patch head is new in every case, so a freshly
     # initialised D (G-only sources) still runs, as plain CDC without D's prior.
     requires_discriminator = False
     parameters: ClassVar = {
         "kl_weight": Parameter(
-            1000.0,
-            "weight of the distance-consistency KL (--kl_wt 1000)",
-            search=LogUniform(100.0, 10000.0),
+            KL_WEIGHT,
+            "weight of the distance-consistency KL, calibrated so reg_grad_ratio is of "
+            "order one on the default suite (the authors' --kl_wt 1000 gives 26 there)",
+            search=LogUniform(KL_WEIGHT / 10, KL_WEIGHT * 10),
         ),
         "kl_batch": Parameter(4, "latents per KL term (--feat_const_batch 4)"),
         "anchor_every": Parameter(
@@ -118,8 +224,8 @@ class CDC(Method):
         "anchor_std": Parameter(0.1, "noise around the anchor latents (--subspace_std 0.1)"),
         "patch_block": Parameter(
             "",
-            "D block whose feature the patch head reads; empty: first map at most "
-            "resolution/8 wide (the authors' 32x32 at 256 px)",
+            "D block whose feature the patch head reads; empty: the block whose 3x3 head "
+            "sees the fraction of the image side closest to the authors' (66 px of 256)",
         ),
     }
 
@@ -132,25 +238,18 @@ class CDC(Method):
             n_anchor, generator=ctx.rng, device=ctx.device
         )
         self._attach_head(ctx, ctx.discriminator)
-        ctx.source_generator.to(ctx.device)
 
     def _attach_head(self, ctx: TrainContext, discriminator: Discriminator) -> None:
         """Register the patch head as a D submodule so the trainer's D optimiser (built
         after setup) trains it with D; D's forward_features never calls it."""
-        was_training = discriminator.training
-        discriminator.eval()  # a shape probe: leave BatchNorm statistics alone
-        with torch.no_grad():
-            _, features = discriminator.forward_features(ctx.real[: min(len(ctx.real), 4)])
-        discriminator.train(was_training)
-        names = discriminator.block_names()
         index = choose_patch_block(
-            features, ctx.real.shape[-1], str(self.params["patch_block"]), names
+            discriminator, ctx.real, str(self.params["patch_block"]), PATCH_FRACTION
         )
-        channels = features[index].shape[1]
+        channels = _probe_features(discriminator, ctx.real[:1])[index].shape[1]
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.rng))
         with torch.random.fork_rng(devices=[]):
             torch.random.default_generator.manual_seed(seed)  # CPU only, restored after
-            head = nn.Conv2d(channels, 1, 3, 1, 1)
+            head = PatchHead(channels)
         discriminator.add_module(HEAD_NAME, head.to(ctx.device))
         ctx.state["cdc_patch_index"] = index
 
@@ -178,12 +277,13 @@ class CDC(Method):
     # ------------------------------------------------------------------ G loss
     def distance_consistency(self, ctx: TrainContext, z: torch.Tensor) -> torch.Tensor:
         """KL between the source's and the adapted G's pairwise-similarity softmaxes on
-        latents ``z``; gradients reach only the adapted generator."""
+        latents ``z``, both generators' BatchNorm on the batch's statistics; each row
+        draws its block from :func:`feature_blocks`. Gradients reach only the adapted G."""
         n = len(z)
         with torch.no_grad():
-            _, source_features = ctx.source_generator.forward_features(z)
-        _, adapted_features = ctx.generator.forward_features(z)
-        choices = candidate_blocks(len(adapted_features))
+            source_features = generator_features(ctx.source_generator, z)
+        adapted_features = generator_features(ctx.generator, z)
+        choices = feature_blocks(adapted_features, ctx.real)
         pick = torch.randint(len(choices), (n,), generator=ctx.rng).tolist()
         rows = [choices[k] for k in pick]
         log_source = distance_distributions(source_features, rows)
@@ -197,6 +297,7 @@ class CDC(Method):
         z = ctx.generator.sample_latent(n, generator=ctx.rng, device=ctx.device)
         kl = self.distance_consistency(ctx, z)
         ctx.state["cdc_kl"] = kl.detach()  # read at the end: no device sync per step
+        ctx.log("cdc_kl", kl)
         return float(self.params["kl_weight"]) * kl
 
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:

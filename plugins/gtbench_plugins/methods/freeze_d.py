@@ -10,10 +10,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from gtbench.api import BlockNetwork, IntUniform, Method, Parameter
+from gtbench.api import BlockNetwork, Method, Parameter, Uniform
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext
+
+# FreezeD's StyleGAN fine-tuning at 256 px: 7 discriminator blocks run, the first 4 frozen
+# (``--feature_loc 3`` trains progression.6-8 and the linear head).
+FROZEN_FRACTION = 4 / 7
+
+
+def frozen_count(blocks: int, fraction: float, layers: str | int = "") -> int:
+    """How many of ``blocks`` blocks to freeze: ``layers`` when given (an int, negative
+    meaning all but the last |k|), else ``round(fraction × blocks)`` kept in [0, blocks − 1]
+    so at least one block trains."""
+    text = str(layers).strip()
+    if text:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"layers must be an integer or empty, got {layers!r}") from None
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    return min(max(round(fraction * blocks), 0), blocks - 1)
 
 
 def frozen_block_names(network: BlockNetwork, layers: int) -> list[str]:
@@ -50,20 +69,32 @@ class FreezeD(Method):
     )
     code = "github.com/sangwoomo/FreezeD (stylegan/finetune.py --freeze_D --feature_loc 3)"
     requires_discriminator = True
+    version = "2"
     parameters: ClassVar = {
+        "fraction": Parameter(
+            FROZEN_FRACTION,
+            "fraction of D's blocks frozen from the image side, rounded (the authors' "
+            "StyleGAN run at 256 px freezes 4 of its 7 blocks, --feature_loc 3)",
+            search=Uniform(0.25, 0.85),
+        ),
         "layers": Parameter(
-            -3,
-            "D blocks frozen, counted from the image side; negative: all but the last |k| "
-            "(default -3: FreezeD's StyleGAN run trains only its 3 lowest-resolution blocks "
-            "and the linear head)",
-            search=IntUniform(-4, -2),
+            "",
+            "explicit number of D blocks frozen instead of `fraction` (negative: all but "
+            "the last |k|); empty: from `fraction`",
         ),
     }
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        frozen_count(7, self.params["fraction"], self.params["layers"])  # fail early
 
     def setup(self, ctx: TrainContext) -> None:
         if ctx.discriminator is None:
             raise ValueError("freeze-d needs a discriminator")
-        self.frozen = freeze_blocks(ctx.discriminator, self.params["layers"])
+        layers = frozen_count(
+            len(ctx.discriminator.block_names()), self.params["fraction"], self.params["layers"]
+        )
+        self.frozen = freeze_blocks(ctx.discriminator, layers)
 
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
         return {"frozen_d_blocks": float(len(getattr(self, "frozen", [])))}

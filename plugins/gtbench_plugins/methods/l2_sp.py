@@ -4,7 +4,9 @@ penalty toward the *starting point* instead of toward zero.
 The simplest anchor baseline: every weight is pulled back to its source value with the
 same strength, α/2 · ‖θ − θ_S‖², which EWC refines with per-weight importance. FreezeD's
 code carries it as a baseline too (``--lambda_l2_G`` / ``--lambda_l2_D``, mean-squared
-per tensor, off by default).
+per tensor, off by default). The default α = 1 is calibrated: the L2-SP paper's 0.1 makes
+the penalty's gradient 0.019 of the adversarial one on the default suite (plain
+fine-tuning), α = 1 makes it 0.15 (docs/methods.md).
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ class L2SP(Method):
         "Convolutional Networks, ICML 2018"
     )
     code = "github.com/sangwoomo/FreezeD (stylegan/finetune.py l2_reg, as a GAN baseline)"
+    version = "2"
     parameters: ClassVar = {
         "weight_g": Parameter(
-            0.1,
-            "α for G (the L2-SP paper's usual α for transferred layers)",
-            search=LogUniform(0.01, 1.0),
+            1.0,
+            "α for G, calibrated on the default suite so the penalty acts (reg_grad_ratio "
+            "0.15; the L2-SP paper's usual 0.1 gives 0.019 there)",
+            search=LogUniform(0.1, 10.0),
         ),
         "weight_d": Parameter(0.0, "α for D (0: D fine-tuned freely)"),
     }
@@ -56,7 +60,9 @@ class L2SP(Method):
     def generator_loss(self, ctx: TrainContext, step: TrainStep) -> torch.Tensor | None:
         if not self.params["weight_g"]:
             return None
-        return self.params["weight_g"] / 2 * squared_distance(ctx.generator, self.anchor_g)
+        distance = squared_distance(ctx.generator, self.anchor_g)
+        ctx.log("l2sp_g_sq_distance", distance)
+        return self.params["weight_g"] / 2 * distance
 
     def discriminator_loss(self, ctx: TrainContext, step: TrainStep) -> torch.Tensor | None:
         if not self.params["weight_d"] or ctx.discriminator is None:

@@ -45,3 +45,30 @@ def bn_context(
     return build_context(
         networks.generator, networks.discriminator, real, cfg, seed, torch.device("cpu")
     )
+
+
+# Both sources every mechanism test runs on: a plain one and a BatchNorm one.
+CONTEXTS = {"debug": debug_context, "animals-dcgan32": bn_context}
+
+# reg_grad_ratio "acts" band: the regulariser's gradient is neither negligible nor the
+# whole update (tests/plugins/methods/test_*: EWC, L2-SP, CDC, DCL).
+RATIO_BAND = (0.05, 5.0)
+
+
+def drifted_ratio(spec: str, steps: int = 10, compress: bool = True, **config: object) -> float:
+    """The trainer-measured ``reg_grad_ratio`` of ``spec`` on ``animals-dcgan32`` after a
+    short run (batch 8, synthetic shots).
+
+    With ``compress`` the run's drift from the source stands in for the default budget's
+    (300 steps at lr 2e-4): ``steps`` steps at lr 300·2e-4 / (8·steps). The factor 8 is
+    calibrated against full default-suite runs (animals-dcgan32 → animals-cat, 300 steps):
+    this proxy gives L2-SP (α = 0.1) 0.019 against 0.019, EWC (λ = 5) 0.009 against 0.014
+    and EWC (λ = 300) 0.21 against 0.15, so a weight-anchoring penalty sees about the
+    distance it sees at the end of a real run, in seconds. Without ``compress``: the
+    trainer's lr, for terms that do not grow with the drift (CDC's KL)."""
+    from gtbench.api import train
+
+    lr = 300 * 2e-4 / (8 * steps) if compress else 2e-4
+    ctx = bn_context(iters=steps, batch_size=8, lr_g=lr, lr_d=lr, **config)
+    train(ctx, registry.methods().create(spec))
+    return ctx.trainer_metrics["reg_grad_ratio"]

@@ -1,15 +1,17 @@
-"""AdaFM: only γ, β (and the fully trained first block) change; kernels stay bitwise equal."""
+"""AdaFM: only γ, β (and the fully trained first block) change; kernels stay bitwise equal;
+only D's last block trains."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from gtbench import registry
 from gtbench_plugins.methods.adafm import FilterModulation
 
-from ._helpers import debug_context, snapshot
+from ._helpers import CONTEXTS, debug_context, snapshot
 
 
 def test_only_scales_shifts_and_first_block_train() -> None:
@@ -50,3 +52,38 @@ def test_starts_at_the_source_generator() -> None:
     method = registry.methods().create("adafm:full_blocks=0")
     wrapped = method.prepare_generator(ctx.generator)
     assert torch.allclose(wrapped(z), before)
+
+
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_only_the_last_discriminator_block_trains(source: str) -> None:
+    ctx = CONTEXTS[source](iters=3)
+    before = {name: snapshot(block) for name, block in ctx.discriminator.named_blocks()}
+    registry.methods().create("adafm").fit(ctx)
+    names = ctx.discriminator.block_names()
+    for name, block in ctx.discriminator.named_blocks():
+        after = snapshot(block)
+        changed = any(not torch.equal(after[k], before[name][k]) for k in after)
+        assert changed == (name == names[-1]), name
+
+
+def test_bn_generator_kernels_stay_bitwise_and_scales_move() -> None:
+    ctx = CONTEXTS["animals-dcgan32"](iters=3)
+    source = copy.deepcopy(ctx.generator)
+    registry.methods().create("adafm").fit(ctx)
+    blocks, source_blocks = dict(ctx.generator.named_blocks()), dict(source.named_blocks())
+    for name in list(blocks)[1:]:
+        convs = [m for m in blocks[name].modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+        originals = [
+            m for m in source_blocks[name].modules() if isinstance(m, torch.nn.ConvTranspose2d)
+        ]
+        assert convs
+        for conv, original in zip(convs, originals, strict=True):
+            assert torch.equal(conv.parametrizations.weight.original, original.weight)
+            gamma = conv.parametrizations.weight[0].gamma
+            assert not torch.equal(gamma, torch.ones_like(gamma))
+        norms = [m for m in blocks[name].modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        src_norms = [
+            m for m in source_blocks[name].modules() if isinstance(m, torch.nn.BatchNorm2d)
+        ]
+        for norm, src in zip(norms, src_norms, strict=True):
+            assert torch.equal(norm.weight, src.weight) and torch.equal(norm.bias, src.bias)

@@ -1,23 +1,27 @@
-"""EWC: Fisher non-zero and finite; penalty zero at θ_S, growing away; gradient reaches G."""
+"""EWC: Fisher non-zero and finite; the paper's summed penalty, zero at θ_S and quadratic
+away; its gradient reaches G; its strength on a BatchNorm source is in the sane band."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from gtbench import registry
+from gtbench.api import train
 
-from ._helpers import debug_context
+from ._helpers import CONTEXTS, RATIO_BAND, drifted_ratio
 
 
-def _prepared(samples: int = 8):  # noqa: ANN202
-    ctx = debug_context(iters=2)
+def _prepared(source: str, samples: int = 6):  # noqa: ANN202
+    ctx = CONTEXTS[source](iters=2)
     method = registry.methods().create(f"ewc:samples={samples}")
     method.setup(ctx)
     return ctx, method
 
 
-def test_fisher_is_nonzero_and_finite() -> None:
-    ctx, method = _prepared()
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_fisher_is_nonzero_and_finite(source: str) -> None:
+    ctx, method = _prepared(source)
     names = {n for n, p in ctx.generator.named_parameters() if p.requires_grad}
     assert set(method.fisher) == names
     values = torch.cat([f.flatten() for f in method.fisher.values()])
@@ -27,33 +31,43 @@ def test_fisher_is_nonzero_and_finite() -> None:
     assert all(not p.requires_grad for p in ctx.source_discriminator.parameters())
 
 
-def test_penalty_zero_at_source_and_grows_away() -> None:
-    ctx, method = _prepared()
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_penalty_is_the_papers_sum_zero_at_source_and_quadratic(source: str) -> None:
+    ctx, method = _prepared(source)
     assert method.penalty(ctx.generator).item() == 0.0
     values = []
     for scale in (1e-2, 1e-1):
         with torch.no_grad():
-            for p, (name, _) in zip(
-                ctx.generator.parameters(), ctx.generator.named_parameters(), strict=True
-            ):
+            for name, p in ctx.generator.named_parameters():
                 p.copy_(method.anchor[name] + scale)
         values.append(method.penalty(ctx.generator).item())
-    assert 0.0 < values[0] < values[1]
-    assert abs(values[1] / values[0] - 100.0) < 1e-2 * 100  # quadratic in the distance
+    fisher_sum = sum(float(f.sum()) for f in method.fisher.values())
+    assert values[0] == pytest.approx(1e-4 * fisher_sum, rel=1e-3)  # Σ F (θ−θ_S)², no mean
+    assert values[1] / values[0] == pytest.approx(100.0, rel=1e-2)
+    loss = method.generator_loss(ctx, None)  # type: ignore[arg-type]
+    assert loss.item() == pytest.approx(method.params["weight"] * values[1], rel=1e-4)
 
 
-def test_penalty_gradient_reaches_generator_and_training_runs() -> None:
-    ctx, method = _prepared()
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_penalty_gradient_reaches_generator_and_is_logged(source: str, tmp_path) -> None:
+    ctx, method = _prepared(source)
     with torch.no_grad():
         for p in ctx.generator.parameters():
             p.add_(0.05)
-    loss = method.penalty(ctx.generator)
-    loss.backward()
+    method.penalty(ctx.generator).backward()
     grads = [p.grad for p in ctx.generator.parameters()]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
-    ctx = debug_context(iters=3)
+    ctx = CONTEXTS[source](iters=3, check_every=3)
+    ctx.log_path = tmp_path / "train_log.csv"
     method = registry.methods().create("ewc:samples=4")
-    method.fit(ctx)
+    train(ctx, method)
     metrics = method.extra_metrics(ctx)
     assert metrics["ewc_fisher_mean"] > 0 and metrics["ewc_penalty"] > 0
+    assert "ewc_penalty" in ctx.log_path.read_text().splitlines()[0].split(",")
+
+
+def test_penalty_acts_on_a_batchnorm_source() -> None:
+    low, high = RATIO_BAND
+    assert low <= drifted_ratio("ewc:samples=8") <= high
+    assert drifted_ratio("ewc:samples=8,weight=5") < low  # an uncalibrated λ barely acts

@@ -1,4 +1,5 @@
-"""FreezeD: the first D blocks stay bitwise frozen, the others and G train."""
+"""FreezeD: the first D blocks stay bitwise frozen, the others and G train; the default
+freezes the authors' fraction of D's blocks (4 of 7)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,31 @@ import torch
 
 from gtbench import registry
 from gtbench.api import SourceInfo
-from gtbench_plugins.methods.freeze_d import frozen_block_names
+from gtbench.errors import PluginError
+from gtbench_plugins.methods.freeze_d import frozen_block_names, frozen_count
 
-from ._helpers import debug_context, snapshot
+from ._helpers import CONTEXTS, snapshot
+
+# the default (4/7 of the blocks, rounded) on each test source: both have 4 D blocks
+FROZEN = {
+    "debug": (["from_rgb", "down8"], ["down4", "head"]),
+    "animals-dcgan32": (["down16", "down8"], ["down4", "logit"]),
+}
 
 
-def test_first_blocks_frozen_rest_trained() -> None:
-    ctx = debug_context(iters=3)
-    method = registry.methods().create("freeze-d:layers=2")
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+def test_default_freezes_the_first_blocks_rest_trained(source: str) -> None:
+    ctx = CONTEXTS[source](iters=3)
+    method = registry.methods().create("freeze-d")
     d_before = {name: snapshot(block) for name, block in ctx.discriminator.named_blocks()}
     g_before = snapshot(ctx.generator)
     method.fit(ctx)
     blocks = dict(ctx.discriminator.named_blocks())
-    for name in ("from_rgb", "down8"):
+    frozen, trained = FROZEN[source]
+    for name in frozen:
         for key, value in snapshot(blocks[name]).items():
             assert torch.equal(value, d_before[name][key]), f"{name}.{key} changed"
-    for name in ("down4", "head"):
+    for name in trained:
         after = snapshot(blocks[name])
         assert any(not torch.equal(after[k], d_before[name][k]) for k in after), name
     g_after = snapshot(ctx.generator)
@@ -30,12 +40,25 @@ def test_first_blocks_frozen_rest_trained() -> None:
     assert method.extra_metrics(ctx) == {"frozen_d_blocks": 2.0}
 
 
-def test_negative_layers_keep_the_last_blocks() -> None:
-    ctx = debug_context()
+def test_fraction_is_the_authors_on_each_depth() -> None:
+    assert frozen_count(8, 4 / 7) == 5  # StyleGAN2 256 px: from_rgb + 4 blocks, as FreezeD
+    assert frozen_count(5, 4 / 7) == 3  # digiface-dcgan64
+    assert frozen_count(4, 4 / 7) == 2  # animals-dcgan32
+    assert frozen_count(2, 0.99) == 1  # at least one block trains
+    assert frozen_count(8, 4 / 7, "-3") == -3  # explicit count wins
+
+
+def test_explicit_layers_and_negative_layers_keep_the_last_blocks() -> None:
+    ctx = CONTEXTS["debug"]()
     assert frozen_block_names(ctx.discriminator, -3) == ["from_rgb"]
     assert frozen_block_names(ctx.discriminator, 0) == []
     with pytest.raises(ValueError, match="trainable"):
         frozen_block_names(ctx.discriminator, 4)
+    method = registry.methods().create("freeze-d:layers=1")
+    method.setup(ctx)
+    assert method.frozen == ["from_rgb"]
+    with pytest.raises(PluginError, match="layers"):
+        registry.methods().create("freeze-d:layers=two")
 
 
 def test_requires_a_pretrained_discriminator() -> None:
