@@ -59,12 +59,17 @@ def visible_gpus() -> list[str]:
     return [entry.strip() for entry in mask.split(",") if entry.strip()][:count]
 
 
+CPU_WORKERS_MAX = 4
+
+
 def assign_devices(
     gpus: list[str], workers: int, share: bool, device: str | None
 ) -> list[str | None]:
     """One entry per worker lane: the GPU it sees, or None for a CPU lane.
 
-    ``workers`` 0 means one per GPU (1 without GPUs); ``device`` is ``GTBENCH_DEVICE``
+    ``workers`` 0 means one per GPU, or without GPUs one per CPU core (at most
+    ``CPU_WORKERS_MAX``: small cells scale better as single-threaded processes than as
+    one process with several threads); ``device`` is ``GTBENCH_DEVICE``
     (``cpu``: no GPU; ``cuda:N``: the N-th visible GPU only)."""
     device = (device or "").strip()
     if device == "cpu" or device == "mps":
@@ -80,7 +85,7 @@ def assign_devices(
     elif device == "cuda" and not gpus:
         raise UsageError("--device cuda: no GPU visible to this process")
     if not gpus:
-        return [None] * max(1, workers)
+        return [None] * (workers or max(1, min(os.cpu_count() or 1, CPU_WORKERS_MAX)))
     workers = workers or len(gpus)
     if workers > len(gpus) and not share:
         raise UsageError(
@@ -145,7 +150,10 @@ class _Lane:
 
 
 class ProcessLauncher(Launcher):
-    description = "worker processes (--workers N; one per visible GPU on a GPU machine)"
+    description = (
+        "worker processes (--workers N; default one per visible GPU, or one per CPU core "
+        "up to 4 without GPUs)"
+    )
     parameters: ClassVar = {
         "threads": Parameter(0, "torch threads per worker (0: cores / workers)"),
         "share_gpus": Parameter(

@@ -72,7 +72,9 @@ def test_devices_per_worker():
     assert process.assign_devices(gpus, 3, True, None) == ["3", "5", "3"]  # shared
     assert process.assign_devices(gpus, 0, False, "cuda:1") == ["5"]
     assert process.assign_devices(gpus, 2, False, "cpu") == [None, None]
-    assert process.assign_devices([], 0, False, None) == [None]
+    cores = min(process.os.cpu_count() or 1, process.CPU_WORKERS_MAX)
+    assert process.assign_devices([], 0, False, None) == [None] * cores  # one per core
+    assert process.assign_devices([], 1, False, None) == [None]
     with pytest.raises(UsageError, match="more than the 2 visible GPU.*share_gpus=true"):
         process.assign_devices(gpus, 3, False, None)
     with pytest.raises(UsageError, match="only 2 GPU"):
