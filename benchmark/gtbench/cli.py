@@ -624,6 +624,15 @@ def _print_summary(summary: Any, results: str, wall_s: float) -> None:
 # --------------------------------------------------------------------------- results
 
 
+# Another results folder whose records join a table (the committed reference results).
+BESIDE_OPTION = click.option(
+    "--beside",
+    multiple=True,
+    help="another results folder whose records join the table (e.g. results/reference, "
+    "the committed reference results); repeatable",
+)
+
+
 @main.command("leaderboard")
 @click.option("--results", default=DEFAULT_RESULTS, show_default=True)
 @click.option(
@@ -635,12 +644,7 @@ def _print_summary(summary: Any, results: str, wall_s: float) -> None:
 )
 @click.option("--grids", default=None, help="also copy one sample grid per row into this folder")
 @click.option("--reference", default="finetune", help="method the paired statistics compare with")
-@click.option(
-    "--beside",
-    multiple=True,
-    help="another results folder whose records join the table (e.g. results/reference, "
-    "the committed reference results); repeatable",
-)
+@BESIDE_OPTION
 def leaderboard_command(
     results: str, fmt: str, grids: str | None, reference: str, beside: tuple[str, ...]
 ) -> None:
@@ -774,12 +778,7 @@ def show(run_id: str, results: str) -> None:
 @click.argument("method_b")
 @click.option("--dataset", default=None, help="only this target dataset")
 @click.option("--results", default=DEFAULT_RESULTS, help="results folder")
-@click.option(
-    "--beside",
-    multiple=True,
-    help="another results folder whose records join the table (e.g. results/reference, "
-    "the committed reference results); repeatable",
-)
+@BESIDE_OPTION
 def compare(
     method_a: str, method_b: str, dataset: str | None, results: str, beside: tuple[str, ...]
 ) -> None:
@@ -800,12 +799,7 @@ def compare(
     default=True,
     help="draw samples from the kept generators to show the most memorised ones",
 )
-@click.option(
-    "--beside",
-    multiple=True,
-    help="another results folder whose records join the table (e.g. results/reference, "
-    "the committed reference results); repeatable",
-)
+@BESIDE_OPTION
 def report(
     results: str, reference: str, out: str | None, memorised: bool, beside: tuple[str, ...]
 ) -> None:
