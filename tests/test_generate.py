@@ -93,7 +93,44 @@ def test_best_picks_the_lowest_mean_fid(results, tmp_path):
         results=results,
     )
     assert result.exit_code == 0, result.output
-    assert "best on debug" in result.output and len(list(tmp_path.glob("*.png"))) == 2
+    fids = {}
+    for path in results.glob("runs/*/record.json"):
+        record = json.loads(path.read_text())
+        fids[record["method"]["name"]] = record["metrics"]["fid"]
+    lowest = min(fids, key=fids.get)
+    assert f"best on debug: {lowest} " in result.output, (fids, result.output)
+    assert len(list(tmp_path.glob("*.png"))) == 2
+
+
+def test_best_follows_the_lowest_mean_fid(results, tmp_path):
+    """Swap which method has the lower FID in a copy: the choice must follow it."""
+    fids = {}
+    for path in results.glob("runs/*/record.json"):
+        record = json.loads(path.read_text())
+        fids[record["method"]["name"]] = record["metrics"]["fid"]
+    highest = max(fids, key=fids.get)
+
+    def lower(record, folder):
+        record["metrics"]["fid"] = min(fids.values()) / 2
+
+    _copy_run(results, tmp_path, highest, lower)
+    for method in fids:
+        if method != highest:
+            _copy_run(results, tmp_path, method, lambda record, folder: None)
+    out = tmp_path / "out"
+    result = gtbench(
+        "generate",
+        "--best",
+        "--dataset",
+        "debug",
+        "--n",
+        "1",
+        "--out",
+        str(out),
+        results=tmp_path / "results",
+    )
+    assert result.exit_code == 0, result.output
+    assert f"best on debug: {highest} " in result.output, result.output
 
 
 def _copy_run(results, tmp_path, method, change):
