@@ -434,8 +434,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
                 )
             )
     values["best"] = [bool(best_votes.get(i)) and all(best_votes[i]) for i in range(len(board))]
-    for column, column_values in values.items():
-        board[column] = column_values
+    board = pd.concat([board, pd.DataFrame(values, index=board.index)], axis=1)
 
     budget = [c for c in BUDGET if c in board]
     front = FRONT + PAIRED + DETAILS + budget
