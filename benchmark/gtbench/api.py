@@ -60,6 +60,7 @@ from gtbench.trainer import (
     TrainContext,
     TrainStep,
     build_context,
+    generator_fisher,
     train,
 )
 
@@ -100,6 +101,7 @@ __all__ = [
     "TrainContext",
     "TrainStep",
     "build_context",
+    "generator_fisher",
     "train",
     # differentiable augmentation
     "DiffAugmentPipeline",

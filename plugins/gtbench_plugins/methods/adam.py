@@ -36,11 +36,10 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gtbench.api import Generator, Method, Parameter, Phase, Uniform
+from gtbench.api import Generator, Method, Parameter, Phase, Uniform, generator_fisher
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep
@@ -114,22 +113,8 @@ def filter_importance(
     single-image draws (``latents``, one per row) of the squared gradient of
     softplus(−D(G(z))), both networks in eval mode (restored afterwards)."""
     vectors = [t for _, _, _, mod in mods for t in (mod.u, mod.v)]
-    fisher = [torch.zeros_like(t) for t in vectors]
-    g_mode, d_mode = generator.training, discriminator.training
-    generator.eval()
-    discriminator.eval()
-    try:
-        for z in latents:
-            logit = discriminator(generator(z.unsqueeze(0))).reshape(1, -1).mean()
-            grads = torch.autograd.grad(F.softplus(-logit), vectors, allow_unused=True)
-            for acc, grad in zip(fisher, grads, strict=True):
-                if grad is not None:
-                    acc.add_(grad.detach().square())
-    finally:
-        generator.train(g_mode)
-        discriminator.train(d_mode)
-    n = max(len(latents), 1)
-    return [fisher[2 * k] / n + (fisher[2 * k + 1] / n).mean() for k in range(len(mods))]
+    fisher = generator_fisher(generator, discriminator, latents, vectors)
+    return [fisher[2 * k] + fisher[2 * k + 1].mean() for k in range(len(mods))]
 
 
 def modulation_size(mods: list) -> tuple[float, float]:

@@ -27,10 +27,9 @@ import math
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from gtbench.api import Method, Parameter, Phase, Uniform
+from gtbench.api import Method, Parameter, Phase, Uniform, generator_fisher
 
 from .adam import output_axis
 
@@ -188,22 +187,8 @@ class RICK(Method):
         generator, discriminator = ctx.generator, ctx.discriminator
         assert discriminator is not None
         params = [k.param for k in self.kernels]
-        fisher = [torch.zeros_like(p) for p in params]
-        g_mode, d_mode = generator.training, discriminator.training
-        generator.eval()
-        discriminator.eval()
-        try:
-            for z in self.latents:
-                logit = discriminator(generator(z.unsqueeze(0))).reshape(1, -1).mean()
-                grads = torch.autograd.grad(F.softplus(-logit), params, allow_unused=True)
-                for acc, grad in zip(fisher, grads, strict=True):
-                    if grad is not None:
-                        acc.add_(grad.detach().square())
-        finally:
-            generator.train(g_mode)
-            discriminator.train(d_mode)
-        n = len(self.latents)
-        return [k.filter_fisher(f / n) for k, f in zip(self.kernels, fisher, strict=True)]
+        fisher = generator_fisher(generator, discriminator, self.latents, params)
+        return [k.filter_fisher(f) for k, f in zip(self.kernels, fisher, strict=True)]
 
     def estimate(self, ctx: TrainContext) -> None:
         """Re-estimate importance; freeze the top filters, prune the bottom ones for good
