@@ -18,6 +18,7 @@ from gtbench.evaluation import (
     EvalSettings,
     evaluate,
     extract_features,
+    kid_from_features,
     generate_images,
     intra_cluster_diversity,
     load_feature_extractor,
@@ -149,6 +150,33 @@ def test_fid_and_kid_equal_independent_numpy_scipy_computation(generator, tmp_pa
     assert result.metrics["kid_std"] == pytest.approx(kid_std, rel=1e-6)
     train = features_of(train_shots(dataset))
     assert result.metrics["fid_train"] == pytest.approx(reference_fid(fake, train), rel=1e-6)
+
+
+@pytest.mark.parametrize(("n_1", "n_2", "size"), [(300, 211, 211), (120, 400, 50), (9, 9, 9)])
+def test_kid_equals_torch_fidelitys_per_subset_loop(n_1, n_2, size, monkeypatch):
+    """The whole-kernel computation against torch-fidelity's own loop, and the fallback
+    for large sets (forced here) against both."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    from gtbench import evaluation
+
+    g = torch.Generator().manual_seed(n_1)
+    a = torch.randn(n_1, 32, generator=g, dtype=torch.float64) * 2 + 0.3
+    b = torch.randn(n_2, 32, generator=g, dtype=torch.float64)
+    out = kid_features_to_metric(
+        a, b, kid_subsets=30, kid_subset_size=size, rng_seed=7, verbose=False
+    )
+    expected = (out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"])
+    fast = evaluation.kid_from_features(a, b, subsets=30, subset_size=size, seed=7)
+    assert fast == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    assert fast == pytest.approx(reference_kid(a.numpy(), b.numpy(), 30, size, 7), rel=1e-10)
+    monkeypatch.setattr(evaluation, "KID_WHOLE_KERNEL_MAX", 4)
+    assert evaluation.kid_from_features(a, b, subsets=30, subset_size=size, seed=7) == expected
+
+
+def test_kid_refuses_a_subset_larger_than_a_set():
+    with pytest.raises(UsageError, match="subset size 11"):
+        kid_from_features(torch.zeros(10, 3), torch.zeros(20, 3), subsets=2, subset_size=11, seed=0)
 
 
 def test_settings_record_extractor_sizes_and_distance(generator, tmp_path):

@@ -311,6 +311,10 @@ def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
     assert {h["run_ids"][0] for h in history} == {t["run_id"] for t in trials}
     chosen = history[tuned[0]["tuning"]["selected_trial"]]
     assert tuned[0]["hparams"]["train"]["lr_g"] == chosen["train"].get("lr_g", 2e-4)
+    # a trial or a tuned run never supersedes the default run of equal settings
+    from gtbench.records import stale_reasons
+
+    assert stale_reasons(tmp_path) == {}
     # resume: nothing runs again
     again = gtbench(*args, "--trials", "2", *TINY, results=tmp_path)
     assert again.exit_code == 0 and "2 already done" in again.output

@@ -242,9 +242,15 @@ def _settings(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def cell_key(item: dict[str, Any]) -> tuple[Any, ...]:
-    """Plugin names, shots and seed of a record or a cell."""
+    """Plugin names, shots, seed, split and selection of a record or a cell: a tuning
+    trial (validation split) and a default or tuned run on the evaluation set are never
+    the same cell, even with equal settings."""
     names = tuple(str(plugin_ref_of(item, kind).get("name")) for kind in _KINDS)
-    return (*names, item.get("shots"), item.get("seed"))
+    selection = item.get("selection") or "default"
+    if isinstance(selection, dict):  # records of early tuning code
+        selection = selection.get("mode") or selection.get("name") or "default"
+    split = item.get("split") or "evaluation"
+    return (*names, item.get("shots"), item.get("seed"), split, str(selection))
 
 
 def same_configuration(

@@ -102,7 +102,23 @@ def test_layers_shapes_and_batch_size_independence(features, cats):
     assert features(x).shape == (20, 256)
     module = load_feature_extractor(registry.extractors().create("shapes-cnn"), CPU)
     by_three = extract_features(module, x, device=CPU, batch_size=3)
-    assert torch.allclose(by_three, features(x), rtol=0, atol=1e-5)
+    assert torch.equal(by_three, features(x))  # bitwise: fixed chunks, whatever the batch
+    for batch_size in (1, 7, 64, 100):
+        more = cats[:130]
+        assert torch.equal(
+            extract_features(module, more, device=CPU, batch_size=batch_size),
+            extract_features(module, more, device=CPU, batch_size=130),
+        )
+    threads = torch.get_num_threads()
+    try:  # nor on the number of CPU threads (a kernel splits its sums by thread)
+        torch.set_num_threads(2)
+        assert torch.equal(features(x), by_three)
+        assert torch.get_num_threads() == 2  # and the caller's setting is restored
+    finally:
+        torch.set_num_threads(threads)
+    # an image's features do not depend on its position in the chunk
+    shifted = extract_features(module, torch.cat([cats[20:25], x]), device=CPU, batch_size=64)
+    assert torch.equal(shifted[5:], features(x))
     pool = load_feature_extractor(registry.extractors().create("shapes-cnn:layer=pool"), CPU)
     colour_64 = torch.nn.functional.interpolate(x.float().repeat(1, 3, 1, 1), size=64)
     assert extract_features(pool, colour_64.to(torch.uint8), device=CPU).shape == (20, 96)

@@ -25,8 +25,11 @@ benchmark's test set. The recipe writes the hash of every training image to
 built-in target's evaluation images (:func:`training_image_hashes`).
 
 Input: uint8 N×3×H×W from torch-fidelity (grey images as three equal channels), scaled
-to [-1, 1] and resized to 32×32 (antialiased bilinear); computed in float64 so features
-do not depend on the batch size.
+to [-1, 1] and resized to 32×32 (antialiased bilinear); computed in float32, always in
+chunks of exactly ``CHUNK`` images (the last one padded), so a feature never depends on
+the evaluation batch size (a CPU kernel may pick another algorithm for another batch
+shape), on one CPU thread (a CPU kernel splits its sums differently over more threads).
+float32 is 4× faster than the float64 of version 2 on a CPU core.
 
 The weights are committed at ``weights/shapes-cnn.safetensors`` with a JSON sidecar
 (data hashes, seed, epochs, held-out accuracy, wall time) and pinned here by sha256; a
@@ -43,6 +46,8 @@ the same machine and torch build, and equal within float rounding elsewhere — 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,6 +75,7 @@ __all__ = [
 
 FIDELITY_NAME = "gtbench-shapes-cnn"
 INPUT_SIZE = 32
+CHUNK = 64  # images per forward pass, whatever the caller's batch size
 WIDTHS = (24, 48, 96)  # channels of the three conv blocks (two 3×3 convs each, then 2× pool)
 EMBED_DIM = 256
 LAYERS = {"fc": EMBED_DIM, "pool": WIDTHS[-1]}
@@ -163,7 +169,7 @@ class ShapesCNNFeatures(FeatureExtractorBase):
     ) -> None:
         super().__init__(name, features_list)
         path = Path(feature_extractor_weights_path or WEIGHTS_PATH)
-        self.network = load_weights(path, feature_extractor_weights_sha256).to(torch.float64)
+        self.network = load_weights(path, feature_extractor_weights_sha256)
         self.requires_grad_(False)
         self.eval()
 
@@ -186,11 +192,32 @@ class ShapesCNNFeatures(FeatureExtractorBase):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected uint8 N×3×H×W images, got {x.dtype} {tuple(x.shape)}")
-        h = x.to(torch.float64) / 127.5 - 1.0
+        h = x.to(torch.float32) / 127.5 - 1.0
         if h.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
             h = F.interpolate(h, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True)
-        features = self.network.embed(h)
-        return tuple(features[name].to(torch.float32) for name in self.features_list)
+        n = len(h)
+        padding = -n % CHUNK
+        if padding:
+            h = torch.cat([h, h.new_zeros((padding, *h.shape[1:]))])
+        with _one_cpu_thread(h.device):
+            chunks = [self.network.embed(chunk) for chunk in h.split(CHUNK)]
+        return tuple(
+            torch.cat([chunk[name] for chunk in chunks])[:n] for name in self.features_list
+        )
+
+
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run on one CPU thread, so features do not depend on the machine's core count."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def register() -> str:
@@ -219,7 +246,8 @@ class ShapesCNNExtractor(Extractor):
         "target's evaluation image); committed weights"
     )
     # 2: retrained with every built-in target's evaluation images held out (new weights)
-    version = "2"
+    # 3: float32 in fixed chunks of CHUNK images instead of float64 (4× faster on a CPU)
+    version = "3"
     parameters: ClassVar = {
         "layer": Parameter("fc", "feature layer: fc (256-d, penultimate) or pool (96-d)"),
         "weights": Parameter("", f"weights file made by `{RECIPE}` (default: the committed one)"),
@@ -255,4 +283,4 @@ class ShapesCNNExtractor(Extractor):
 
     def identity(self) -> str:
         sha = verify(*self._path_and_pin())
-        return f"{FIDELITY_NAME}:sha256={sha},size={INPUT_SIZE}"
+        return f"{FIDELITY_NAME}:sha256={sha},size={INPUT_SIZE},float32,chunk={CHUNK}"
