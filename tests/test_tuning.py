@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gtbench import registry
@@ -315,6 +316,19 @@ def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
     from gtbench.records import stale_reasons
 
     assert stale_reasons(tmp_path) == {}
+    # the default-vs-tuned table: one row, the chosen values beside the defaults
+    table = pd.read_csv(tmp_path / "tuning.csv")
+    assert list(table["method"]) == ["finetune"] and table["trials"].iloc[0] == 2
+    row = table.iloc[0]
+    assert (row["default_seeds"], row["tuned_seeds"]) == (1, 1)
+    assert json.loads(row["default_values"]) == {"train.lr_d": 2e-4, "train.lr_g": 2e-4}
+    selected = json.loads(row["selected_values"])
+    assert selected == history[tuned[0]["tuning"]["selected_trial"]]["values"]
+    measure = {"fid": "fid", "kid": "kid_mean"}[row["metric"]]
+    assert row["default_mean"] == pytest.approx(default[0]["metrics"][measure], rel=1e-5)
+    assert row["tuned_minus_default_mean"] == pytest.approx(
+        row["tuned_mean"] - row["default_mean"], rel=1e-5, abs=1e-6
+    )
     # resume: nothing runs again
     again = gtbench(*args, "--trials", "2", *TINY, results=tmp_path)
     assert again.exit_code == 0 and "2 already done" in again.output

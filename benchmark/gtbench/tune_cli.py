@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -109,6 +110,11 @@ def tune_command(**options: Any) -> None:
     _print_summary(second, results, time.perf_counter() - started)
     _print_run_board(results, {cell["run_id"] for cell in final.cells})
     _print_default_vs_tuned(results, final.cells)
+    if options["defaults"]:
+        from gtbench.tuning_table import TUNING_CSV, write_tuning_table
+
+        write_tuning_table(results)
+        err.print(f"default vs tuned: {Path(results) / TUNING_CSV}", highlight=False)
     sys.exit(max(first.exit_code, second.exit_code))
 
 
