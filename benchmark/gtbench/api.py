@@ -67,7 +67,7 @@ from gtbench.trainer import (
 if TYPE_CHECKING:
     from gtbench.leaderboard import write_tables
     from gtbench.pretrain import load_pretrained
-    from gtbench.records import RECORD, load_record, run_dir, write_record
+    from gtbench.records import FAILED_RECORD, RECORD, load_record, run_dir, write_record
     from gtbench.runner import RUNNING, CellOutcome, run_cell
 
 __all__ = [
@@ -133,6 +133,7 @@ __all__ = [
     "load_pretrained",
     # the runner API for launchers (lazy)
     "CellOutcome",
+    "FAILED_RECORD",
     "RECORD",
     "RUNNING",
     "load_record",
@@ -147,6 +148,7 @@ _LAZY = {
     "RUNNING": "gtbench.runner",
     "run_cell": "gtbench.runner",
     "RECORD": "gtbench.records",
+    "FAILED_RECORD": "gtbench.records",
     "load_record": "gtbench.records",
     "run_dir": "gtbench.records",
     "write_record": "gtbench.records",

@@ -7,18 +7,26 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from gtbench.api import RECORD, RUNNING, load_record, run_dir, write_record
+from gtbench.api import FAILED_RECORD, RECORD, RUNNING, load_record, run_dir, write_record
 from gtbench.errors import PluginError
 
+Stamp = tuple[tuple[int, int] | None, ...]
 
-def record_stamp(results_dir: str | Path, run_id: str) -> tuple[int, int] | None:
-    """(mtime, size) of a cell's record, or None: taken at submission, it tells a record
-    the job wrote from one left by an earlier sweep."""
-    try:
-        stat = (run_dir(results_dir, run_id) / RECORD).stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
+
+def record_stamp(results_dir: str | Path, run_id: str) -> Stamp:
+    """(mtime, size) of a cell's record and of its ``record.failed.json`` (None where
+    absent): taken at submission, it tells a record the job wrote from one left by an
+    earlier sweep. A ``--force`` rerun that fails writes only the second file."""
+    folder = run_dir(results_dir, run_id)
+    stamps = []
+    for name in (RECORD, FAILED_RECORD):
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
 
 
 def require(module: str, launcher: str, extra: str) -> None:
@@ -30,14 +38,22 @@ def require(module: str, launcher: str, extra: str) -> None:
         )
 
 
-def wrote_record(results_dir: str | Path, run_id: str, before: tuple[int, int] | None) -> bool:
-    """Whether a readable record appeared or changed since ``before`` was taken."""
-    stamp = record_stamp(results_dir, run_id)
-    return stamp is not None and stamp != before and load_record(results_dir, run_id) is not None
+def wrote_record(results_dir: str | Path, run_id: str, before: Stamp | None) -> bool:
+    """Whether the job wrote a record since ``before`` was taken: a readable record, or a
+    failed one beside a kept ``ok`` record (a ``--force`` rerun that failed)."""
+    now = record_stamp(results_dir, run_id)
+    if before is None:
+        before = (None,) * len(now)
+    record_changed, failed_changed = (
+        a is not None and a != b for a, b in zip(now, before, strict=True)
+    )
+    if failed_changed:
+        return True
+    return record_changed and load_record(results_dir, run_id) is not None
 
 
 def record_lost_cell(
-    cell: dict[str, Any], results_dir: str | Path, error: str, before: tuple[int, int] | None
+    cell: dict[str, Any], results_dir: str | Path, error: str, before: Stamp | None
 ) -> None:
     """Write a ``failed`` record for ``cell`` unless its job wrote one (``before``: the
     record's :func:`record_stamp` at submission; an unchanged record is an old one).

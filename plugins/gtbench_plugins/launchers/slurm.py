@@ -24,9 +24,14 @@ from typing import Any, ClassVar
 
 from gtbench.api import Launcher, LaunchRequest, Parameter
 from gtbench.errors import GtbenchError, UsageError
-from gtbench_plugins.launchers._common import record_lost_cell, record_stamp, require, wrote_record
+from gtbench_plugins.launchers._common import (
+    Stamp,
+    record_lost_cell,
+    record_stamp,
+    require,
+    wrote_record,
+)
 
-Stamp = tuple[int, int] | None
 CLUSTERS = ("slurm", "local", "debug")
 
 

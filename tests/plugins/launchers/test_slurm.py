@@ -215,3 +215,33 @@ def test_no_wait_option_of_run_sweep(tmp_path, capsys):
     summary = run_sweep(Plan(cells=plan.cells[:1]), tmp_path, launcher=spec, wait=False)
     assert not summary.statuses
     assert "gtbench status" in capsys.readouterr().err
+
+
+def test_a_failed_force_rerun_keeps_the_jobs_own_error(tmp_path):
+    """A ``--force`` rerun that fails writes ``record.failed.json`` beside the kept ok
+    record; the parent must not replace the job's error with "ended without a record"."""
+    from gtbench.api import FAILED_RECORD, run_dir, write_record
+    from gtbench_plugins.launchers._common import record_lost_cell, record_stamp
+
+    cell = {
+        "run_id": "cell",
+        "source": {},
+        "method": {"params": {}},
+        "dataset": {},
+        "shots": 10,
+        "seed": 0,
+        "eval": {},
+        "train": {},
+    }
+    base = {k: cell[k] for k in ("run_id", "source", "method", "dataset", "shots", "seed")}
+    write_record(tmp_path, {**base, "status": "ok", "metrics": {"fid": 1.0}})
+    before = record_stamp(tmp_path, "cell")
+    write_record(tmp_path, {**base, "status": "failed", "error": "CUDA out of memory"})
+    failed = run_dir(tmp_path, "cell") / FAILED_RECORD
+    record_lost_cell(cell, tmp_path, "job ended without a record", before)
+    assert json.loads(failed.read_text())["error"] == "CUDA out of memory"
+    assert load_record(tmp_path, "cell")["status"] == "ok"
+    # a job that wrote nothing at all still gets the parent's record
+    before = record_stamp(tmp_path, "cell")
+    record_lost_cell(cell, tmp_path, "node failure", before)
+    assert json.loads(failed.read_text())["error"] == "node failure"
