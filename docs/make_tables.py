@@ -1,0 +1,101 @@
+"""Print the README's result tables (Markdown) from the committed CSVs, so every number in
+them can be regenerated rather than typed:
+
+    python docs/make_tables.py leaderboard results/reference/leaderboard.csv
+    python docs/make_tables.py tuning results/tuned/tuning.csv
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pandas as pd
+
+
+def _num(value: float, digits: int = 0) -> str:
+    return "–" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _signed(value: float, digits: int = 0) -> str:
+    return "–" if pd.isna(value) else f"{value:+.{digits}f}"
+
+
+def _p(value: float) -> str:
+    return "–" if pd.isna(value) else format(value, ".2g")
+
+
+def leaderboard_table(path: str) -> list[str]:
+    board = pd.read_csv(path)
+    board = board[~board["stale"].astype(bool)]
+    lines = [
+        "| target | method | seeds | FID [95% CI] | Δ FID vs finetune [95% CI] | p | verdict "
+        "| KID | diversity | memorised |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, group in board.groupby("dataset", sort=False):
+        for _, r in group.sort_values("fid_mean").iterrows():
+            name = f"**{r['method']}**" if str(r.get("best")).lower() == "true" else r["method"]
+            lines.append(
+                f"| {dataset} | {name} | {r['n_seeds']} "
+                f"| {_num(r['fid_mean'])} [{_num(r['fid_ci95_low'])}, {_num(r['fid_ci95_high'])}] "
+                f"| {_signed(r['delta_fid_mean'])} [{_signed(r['delta_fid_ci95_low'])}, "
+                f"{_signed(r['delta_fid_ci95_high'])}] | {_p(r['delta_p'])} | {r['verdict']} "
+                f"| {_num(r['kid_mean'])} | {_num(r['intra_cluster_diversity_mean'], 3)} "
+                f"| {_num(r['mem_closer_to_train_mean'], 3)} |"
+            )
+    return lines
+
+
+def _values(text: object) -> dict[str, object]:
+    if not isinstance(text, str) or not text:
+        return {}
+    return json.loads(text)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float) and not math.isnan(value):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def tuning_table(path: str) -> list[str]:
+    table = pd.read_csv(path)
+    lines = [
+        "| target | method | default FID (vs finetune) | tuned FID (vs tuned finetune) "
+        "| tuned − default [95% CI] | p | tuning | chosen (default) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, group in table.groupby("dataset", sort=False):
+        for _, r in group.sort_values("tuned_mean").iterrows():
+            chosen, default = _values(r["selected_values"]), _values(r["default_values"])
+            values = ", ".join(
+                f"{key.removeprefix('train.')} {_short(chosen[key])} ({_short(default.get(key))})"
+                for key in sorted(chosen)
+            )
+            trial = int(r["selected_trial"]) if not pd.isna(r["selected_trial"]) else None
+            shown = "defaults (trial 0)" if trial == 0 else values or "–"
+            lines.append(
+                f"| {dataset} | {r['method']} | {_num(r['default_mean'])} ({r['default_verdict']}) "
+                f"| {_num(r['tuned_mean'])} ({r['tuned_verdict']}) "
+                f"| {_signed(r['tuned_minus_default_mean'])} "
+                f"[{_signed(r['tuned_minus_default_ci95_low'])}, "
+                f"{_signed(r['tuned_minus_default_ci95_high'])}] "
+                f"| {_p(r['tuned_minus_default_p'])} | {r['tuned_minus_default_verdict']} "
+                f"| {shown} |"
+            )
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    kinds = {"leaderboard": leaderboard_table, "tuning": tuning_table}
+    if len(argv) != 2 or argv[0] not in kinds:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    print("\n".join(kinds[argv[0]](argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
