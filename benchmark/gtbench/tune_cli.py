@@ -109,68 +109,56 @@ def tune_command(**options: Any) -> None:
     second = _run_with_progress(final, results, launcher, workers, force, True)
     _print_summary(second, results, time.perf_counter() - started)
     _print_run_board(results, {cell["run_id"] for cell in final.cells})
-    _print_default_vs_tuned(results, final.cells)
     if options["defaults"]:
         from gtbench.tuning_table import TUNING_CSV, write_tuning_table
 
-        write_tuning_table(results)
+        _print_default_vs_tuned(write_tuning_table(results))
         err.print(f"default vs tuned: {Path(results) / TUNING_CSV}", highlight=False)
     sys.exit(max(first.exit_code, second.exit_code))
 
 
-def _print_default_vs_tuned(results: str, cells: list[dict[str, Any]]) -> None:
-    """Per target and method: evaluation FID/KID (mean over seeds) of the defaults and of
-    the tuned configuration, with the values tuning chose."""
+def _print_default_vs_tuned(table: Any) -> None:
+    """Per target and method: the defaults' and the tuned configuration's evaluation
+    mean, the paired tuned − default difference, each one's verdict against finetune in
+    its own selection, and the values tuning chose (``tuning.csv``). A rich table on a
+    terminal, plain lines (one per row, never wrapped) in logs."""
+    from gtbench.cli import _interactive, out
+    from gtbench.leaderboard import number, p_text, plain_lines
+
+    if table.empty:
+        return
+    headers = ["target", "method", "metric", "default", "tuned", "tuned − default", "p"]
+    headers += ["verdict", "vs finetune: default → tuned", "chosen values"]
+    rows = []
+    for _, r in table.iterrows():
+        chosen = r["selected_values"] or "{}"
+        rows.append(
+            [
+                f"{r['dataset']} · {r['shots']}-shot",
+                str(r["method"]),
+                str(r["metric"]),
+                number(r["default_mean"]),
+                number(r["tuned_mean"]),
+                number(r["tuned_minus_default_mean"]),
+                p_text(r["tuned_minus_default_p"]),
+                str(r["tuned_minus_default_verdict"]),
+                f"{r['default_verdict']} → {r['tuned_verdict']}",
+                "defaults" if r["selected_trial"] == 0 else chosen,
+            ]
+        )
+    title = "default vs tuned: evaluation set, mean over seeds (tuning.csv)"
+    if not _interactive():
+        for line in plain_lines(title, headers, rows):
+            click.echo(line)
+        return
     from rich.table import Table
 
-    from gtbench.cells import describe
-    from gtbench.cli import out
-    from gtbench.records import load_record
-
-    rows: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
-    for cell in cells:
-        record = load_record(results, cell["run_id"])
-        if record is None or record.get("status") != "ok":
-            continue
-        target = (
-            f"{describe(cell['source'], 'source')} → {describe(cell['dataset'], 'dataset')} "
-            f"· {cell['shots']}-shot"
-        )
-        key = (target, describe(cell["method"], "method").partition(":")[0])
-        by_selection = rows.setdefault(key, {})
-        by_selection.setdefault(cell.get("selection", "default"), []).append(record)
-    if not rows:
-        return
-    targets = sorted({target for target, _ in rows})
-    title = "default vs tuned: evaluation set, mean over seeds"
-    if len(targets) == 1:
-        title += f"\n{targets[0]}"
-    table = Table(title=title)
-    columns = (["target"] if len(targets) > 1 else []) + ["method", "selection", "seeds"]
-    for column in [*columns, "FID", "KID", "tuned values"]:
-        table.add_column(column, overflow="fold")
-    for (target, method), by_selection in rows.items():
-        for selection, records in sorted(by_selection.items()):
-            fid = [r["metrics"].get("fid", float("nan")) for r in records]
-            kid = [r["metrics"].get("kid_mean", float("nan")) for r in records]
-            tuning = records[0].get("tuning") or {}
-            history = {h["trial"]: h for h in tuning.get("history", [])}
-            chosen = history.get(tuning.get("selected_trial"), {}).get("values")
-            shown = ""
-            if chosen is not None:
-                shown = ", ".join(f"{k}={v}" for k, v in sorted(chosen.items())) or "trial 0"
-            cells_shown = ([target] if len(targets) > 1 else []) + [
-                method,
-                selection,
-                str(len(records)),
-            ]
-            table.add_row(
-                *cells_shown,
-                f"{sum(fid) / len(fid):.4g}",
-                f"{sum(kid) / len(kid):.4g}",
-                shown,
-            )
-    out.print(table)
+    rich_table = Table(title=title)
+    for column in headers:
+        rich_table.add_column(column, overflow="fold")
+    for cells in rows:
+        rich_table.add_row(*cells)
+    out.print(rich_table)
 
 
 def dataclass_dict(value: Any) -> dict[str, Any]:
