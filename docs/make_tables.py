@@ -64,7 +64,7 @@ def tuning_table(path: str) -> list[str]:
     table = pd.read_csv(path)
     lines = [
         "| target | method | default FID (vs finetune) | tuned FID (vs tuned finetune) "
-        "| tuned − default [95% CI] | p | tuning | chosen (default) |",
+        "| tuned − default [95% CI] | p | tuned vs default | chosen (default) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for dataset, group in table.groupby("dataset", sort=False):
