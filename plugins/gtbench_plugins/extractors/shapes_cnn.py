@@ -29,7 +29,8 @@ to [-1, 1] and resized to 32×32 (antialiased bilinear); computed in float32, al
 chunks of exactly ``CHUNK`` images (the last one padded), so a feature never depends on
 the evaluation batch size (a CPU kernel may pick another algorithm for another batch
 shape), on one CPU thread (a CPU kernel splits its sums differently over more threads).
-float32 is 4× faster than the float64 of version 2 on a CPU core.
+float32 is about 4× faster than the float64 of version 2 on a CPU core (3.8× by
+``perf/eval_speed.py``).
 
 The weights are committed at ``weights/shapes-cnn.safetensors`` with a JSON sidecar
 (data hashes, seed, epochs, held-out accuracy, wall time) and pinned here by sha256; a
