@@ -701,9 +701,18 @@ def leaderboard_command(
 def _print_board(board: Any) -> None:
     """The leaderboard: a rich table on a terminal, plain lines (one per row, never
     wrapped) otherwise."""
-    from gtbench.leaderboard import board_cells, plain_lines
+    from gtbench.leaderboard import board_cells
 
     title, headers, rows, bold = board_cells(board)
+    print_table(title, headers, rows, bold)
+
+
+def print_table(
+    title: str, headers: list[str], rows: list[list[str]], bold: list[bool] | None = None
+) -> None:
+    """A rich table on a terminal; plain lines (one per row, never wrapped) in logs."""
+    from gtbench.leaderboard import plain_lines
+
     if not _interactive():
         for line in plain_lines(title, headers, rows):
             click.echo(line)
@@ -713,7 +722,7 @@ def _print_board(board: Any) -> None:
     table = Table(title=title)
     for column in headers:
         table.add_column(column, overflow="fold")
-    for cells, strong in zip(rows, bold, strict=True):
+    for cells, strong in zip(rows, bold or [False] * len(rows), strict=True):
         table.add_row(*cells, style="bold" if strong else None)
     out.print(table)
 

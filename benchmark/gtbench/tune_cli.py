@@ -122,8 +122,8 @@ def _print_default_vs_tuned(table: Any) -> None:
     mean, the paired tuned − default difference, each one's verdict against finetune in
     its own selection, and the values tuning chose (``tuning.csv``). A rich table on a
     terminal, plain lines (one per row, never wrapped) in logs."""
-    from gtbench.cli import _interactive, out
-    from gtbench.leaderboard import number, p_text, plain_lines
+    from gtbench.cli import print_table
+    from gtbench.leaderboard import number, p_text
 
     if table.empty:
         return
@@ -147,18 +147,7 @@ def _print_default_vs_tuned(table: Any) -> None:
             ]
         )
     title = "default vs tuned: evaluation set, mean over seeds (tuning.csv)"
-    if not _interactive():
-        for line in plain_lines(title, headers, rows):
-            click.echo(line)
-        return
-    from rich.table import Table
-
-    rich_table = Table(title=title)
-    for column in headers:
-        rich_table.add_column(column, overflow="fold")
-    for cells in rows:
-        rich_table.add_row(*cells)
-    out.print(rich_table)
+    print_table(title, headers, rows)
 
 
 def dataclass_dict(value: Any) -> dict[str, Any]:
