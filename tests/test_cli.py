@@ -43,6 +43,7 @@ def test_run_writes_records_tables_and_samples(finished):
         for key in ("schema_version", "hparams", "metrics", "timings", "plugins", "environment"):
             assert key in record
         assert record["eval"]["kid_subset_size"] <= record["eval"]["n_samples"]
+        assert record["environment"]["torch_threads"] >= 1
         assert record["plugins"]["method"]["distribution"] == "gtbench"
         assert (folder / "samples.png").stat().st_size > 0
         assert (folder / "generator.safetensors").exists()

@@ -181,7 +181,11 @@ def run_cell(
         record["tuning"] = {**cell["tuning"], "history": cell.get("tuning_history", [])}
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
-        record["environment"] = provenance.environment()
+        record["environment"] = {
+            **provenance.environment(),
+            # CPU training sums depend on the thread count (evaluation does not)
+            "torch_threads": torch.get_num_threads(),
+        }
         _adapt_and_evaluate(cell, work, record, report)
         record["status"] = "ok"
     except DivergedError as error:
