@@ -222,3 +222,19 @@ def test_training_images_are_disjoint_from_every_builtin_targets_evaluation_imag
     digits = registry.datasets().create("digits:res=32,channels=3")
     pool = digits.images()[digits.shot_pool()]
     assert set(image_sha256s(pool)) <= trained
+
+
+def test_gpu_features_are_plain_float32_and_settings_are_restored():
+    """On a GPU, cuDNN would run the convolutions in TF32 by default; the extractor turns
+    TF32 off (and picks deterministic algorithms) while it runs, then restores the
+    caller's settings. The flags are global, so this needs no GPU to check."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark, matmul.allow_tf32)
+    try:
+        cudnn.allow_tf32, cudnn.benchmark, matmul.allow_tf32 = True, True, True
+        with shapes_cnn._full_float32(torch.device("cuda")):
+            assert not cudnn.allow_tf32 and not matmul.allow_tf32
+            assert cudnn.deterministic and not cudnn.benchmark
+        assert cudnn.allow_tf32 and cudnn.benchmark and matmul.allow_tf32
+    finally:
+        cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark, matmul.allow_tf32 = before

@@ -28,7 +28,8 @@ Input: uint8 N×3×H×W from torch-fidelity (grey images as three equal channels
 to [-1, 1] and resized to 32×32 (antialiased bilinear); computed in float32, always in
 chunks of exactly ``CHUNK`` images (the last one padded), so a feature never depends on
 the evaluation batch size (a CPU kernel may pick another algorithm for another batch
-shape), on one CPU thread (a CPU kernel splits its sums differently over more threads).
+shape), on one CPU thread (a CPU kernel splits its sums differently over more threads)
+and, on a GPU, without TF32 and with deterministic cuDNN algorithms.
 float32 is about 4× faster than the float64 of version 2 on a CPU core (3.8× by
 ``perf/eval_speed.py``).
 
@@ -200,7 +201,7 @@ class ShapesCNNFeatures(FeatureExtractorBase):
         padding = -n % CHUNK
         if padding:
             h = torch.cat([h, h.new_zeros((padding, *h.shape[1:]))])
-        with _one_cpu_thread(h.device):
+        with _full_float32(h.device):
             chunks = [self.network.embed(chunk) for chunk in h.split(CHUNK)]
         return tuple(
             torch.cat([chunk[name] for chunk in chunks])[:n] for name in self.features_list
@@ -208,17 +209,28 @@ class ShapesCNNFeatures(FeatureExtractorBase):
 
 
 @contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run on one CPU thread, so features do not depend on the machine's core count."""
-    if device.type != "cpu":
-        yield
+def _full_float32(device: torch.device) -> Iterator[None]:
+    """Plain float32 arithmetic, the same on every machine of a kind: on a CPU one thread
+    (a kernel splits its sums by thread, so features would follow the core count); on a
+    GPU no TF32 (cuDNN's default for convolutions rounds inputs to 10 mantissa bits) and
+    deterministic cuDNN algorithms. Every setting is restored afterwards."""
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        yield
+        with torch.backends.cudnn.flags(
+            enabled=True, benchmark=False, deterministic=True, allow_tf32=False
+        ):
+            yield
     finally:
-        torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
 
 
 def register() -> str:
