@@ -99,8 +99,10 @@ def test_column_names_are_fixed(tmp_path):
         "rank_ci95_low",
         "rank_ci95_high",
         "n_targets",
+        "selection",
     ]
     assert list(ranks["method"]) == ["finetune", "cdc"] and set(ranks["n_targets"]) == {1}
+    assert set(ranks["selection"]) == {"default"}
 
 
 def test_paired_statistics_against_the_reference(tmp_path):

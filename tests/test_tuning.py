@@ -14,6 +14,7 @@ from gtbench import registry
 from gtbench.api import Method, Parameter
 from gtbench.cells import make_plugin, plan_suite, plugin_ref
 from gtbench.errors import UsageError
+from gtbench.evaluation import PROTOCOL_VERSION
 from gtbench.images import image_sha256s
 from gtbench.records import load_record, write_record
 from gtbench.search import IntUniform, LogUniform
@@ -401,3 +402,53 @@ def test_leaderboard_pairs_tuned_methods_and_leaves_trials_out(tmp_path: Path) -
     assert board["protocol"].nunique() == 1
     probe = board[board["method"] == "probe"].iloc[0]
     assert probe["reference"] == "finetune" and probe["delta_fid_mean"] == pytest.approx(5.0)
+
+
+def test_default_and_tuned_rows_are_ranked_apart_under_method_names(tmp_path: Path) -> None:
+    """One folder with default and tuned rows: the rank table has one block per
+    selection (a method counts once per target in each), tuned methods are ranked under
+    their name whatever values tuning chose, and a tuned reference with parameters
+    (``--reference probe``) is still found in the tuned rows."""
+    from gtbench.leaderboard import leaderboard, run_rows
+
+    suite, _ = _debug_suite(["finetune", "probe"])
+    suite.override(seeds=[0, 1, 2])
+    for cell in plan_suite(suite).cells:
+        is_probe = cell["method"]["name"] == "probe"
+        for selection, shift in (("default", 0.0), ("tuned-validation", -3.0)):
+            method = dict(cell["method"])
+            if is_probe and selection != "default":
+                method["params"] = {**method["params"], "weight": 0.37}
+            fid = 10.0 + cell["seed"] + (4.0 if is_probe else 0.0) + shift * (1 + is_probe)
+            write_record(
+                tmp_path,
+                {
+                    "schema_version": cell["schema_version"],
+                    "run_id": f"{selection[:5]}{cell['run_id']}",
+                    "status": "ok",
+                    "source": cell["source"],
+                    "method": method,
+                    "dataset": cell["dataset"],
+                    "shots": cell["shots"],
+                    "seed": cell["seed"],
+                    "selection": selection,
+                    "hparams": {"method": method["params"], "train": cell["train"]},
+                    "tuning": {"searched": ["weight"]},
+                    "eval": {**cell["eval"], "is_metric": True},  # ranked as a real metric
+                    "protocol_version": PROTOCOL_VERSION,
+                    "metrics": {"fid": fid, "kid_mean": fid / 100},
+                },
+            )
+    runs = run_rows(tmp_path)
+    board, ranks = leaderboard(runs, with_ranks=True)
+    assert set(board["selection"]) == {"default", "tuned-validation"}
+    assert list(ranks["selection"]) == ["default"] * 2 + ["tuned-validation"] * 2
+    assert set(ranks["method"]) == {"finetune", "probe"} and set(ranks["n_targets"]) == {1}
+    tuned = ranks[ranks["selection"] == "tuned-validation"].set_index("method")["mean_rank"]
+    assert tuned["finetune"] == 1 and tuned["probe"] == 2
+    board = leaderboard(runs, reference="probe")
+    tuned_finetune = board[
+        (board["selection"] == "tuned-validation") & (board["method"] == "finetune")
+    ].iloc[0]
+    assert tuned_finetune["reference"] == "probe"
+    assert tuned_finetune["delta_fid_mean"] == pytest.approx(-1.0)  # 10+s-3 vs 14+s-6

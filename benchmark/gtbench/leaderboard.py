@@ -82,7 +82,8 @@ DETAILS = [
     "is_metric",
 ]
 BUDGET = ["g_steps", "d_steps", "warmup_steps"]
-RANK_COLUMNS = ["method", "mean_rank", "rank_ci95_low", "rank_ci95_high", "n_targets"]
+# one rank table per selection (default, tuned-validation, ...): never ranked together
+RANK_COLUMNS = ["method", "mean_rank", "rank_ci95_low", "rank_ci95_high", "n_targets", "selection"]
 # Record fields (under "eval") that define what a number measures; nothing else in
 # "eval" (batch size, device, timings, notes) may split a leaderboard row.
 EVAL_IDENTITY = (
@@ -374,7 +375,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
             list(seeds[i].get("kid_mean", {}).values())
         )
 
-    rank_targets = []
+    rank_targets: dict[str, list[dict[str, dict[int, float]]]] = {}
     best_votes: dict[int, list[bool]] = {}
     for _, members in sorted(targets(board).items(), key=lambda item: str(item[0])):
         target = board.loc[members]
@@ -382,6 +383,9 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         metric = "fid" if fid_ok else "kid_mean"
         metric_ok = bool(target["is_metric"].all())
         refs = [i for i in members if board.at[i, "method"] == reference]
+        tuned = str(target["selection"].iloc[0]) != DEFAULT_SELECTION
+        if not refs and tuned:  # a tuned reference carries the parameters tuning chose
+            refs = [i for i in members if _base_method(board.at[i, "method"]) == reference]
         ref = refs[0] if refs else None
         p_values: dict[int, float] = {}
         for i in members:
@@ -418,9 +422,11 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
                 if values["verdict"][i] in (REFERENCE, NO_REFERENCE):
                     values["verdict"][i] = NOT_A_METRIC
             continue
-        per_method = {board.at[i, "method"]: seeds[i].get(metric, {}) for i in members}
+        # tuned rows: one configuration per method and target, ranked under its name
+        name = _base_method if tuned else str
+        per_method = {name(board.at[i, "method"]): seeds[i].get(metric, {}) for i in members}
         if not target["stale"].any():  # ranks: current records only
-            rank_targets.append(per_method)
+            rank_targets.setdefault(str(target["selection"].iloc[0]), []).append(per_method)
         for i in members:
             best_votes.setdefault(i, []).append(
                 len(members) > 1
@@ -450,10 +456,18 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         .drop(columns=["_order", "_evaluation"])
         .reset_index(drop=True)
     )
-    ranks = pd.DataFrame(
-        [vars(row) for row in stats.mean_ranks(rank_targets)], columns=RANK_COLUMNS
-    )
-    return board, ranks
+    order = sorted(rank_targets, key=lambda selection: (selection != DEFAULT_SELECTION, selection))
+    rows = [
+        {**vars(row), "selection": selection}
+        for selection in order
+        for row in stats.mean_ranks(rank_targets[selection])
+    ]
+    return board, pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+def _base_method(described: str) -> str:
+    """``ewc`` of ``ewc:weight=2603.0``: a method's name without its parameters."""
+    return str(described).partition(":")[0]
 
 
 def write_tables(
@@ -569,6 +583,11 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
     identity = ["source", "dataset", "shots", "extractor"]
     constant = [c for c in identity if board[c].nunique() == 1]
     shown = [c for c in identity if c not in constant]
+    selections = set(board["selection"]) if "selection" in board else {DEFAULT_SELECTION}
+    if len(selections) > 1:  # default and tuned rows: say which is which
+        shown.append("selection")
+    elif selections != {DEFAULT_SELECTION}:
+        constant.append("selection")
     title = BOARD_TITLE
     if constant:
         title += "\n" + ", ".join(f"{c} {board[c].iloc[0]}" for c in constant)

@@ -47,10 +47,6 @@ TUNING_COLUMNS = [
 _METRIC_COLUMN = {"fid": "fid", "kid": "kid_mean"}
 
 
-def _base(method: str) -> str:
-    return str(method).partition(":")[0]
-
-
 def _default_values(record: dict[str, Any], searched: list[str]) -> dict[str, Any]:
     """The default record's value of every searched key (``train.<x>`` or a parameter)."""
     train = (record.get("hparams") or {}).get("train") or {}
@@ -78,7 +74,7 @@ def _json(value: Any) -> str:
 def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.DataFrame:
     """One row per target and method that has both a ``default`` and a tuned row."""
     from gtbench import stats
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.leaderboard import _base_method, leaderboard, run_rows
 
     runs = run_rows(results_dir)
     if runs.empty:
@@ -87,9 +83,9 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
     if board.empty:
         return pd.DataFrame(columns=TUNING_COLUMNS)
     board = board[~board["stale"].astype(bool)].copy()
-    board["base"] = board["method"].map(_base)
+    board["base"] = board["method"].map(_base_method)
     ok = runs[(runs["status"] == "ok") & ~runs["stale"].astype(bool)].copy()
-    ok["base"] = ok["method"].map(_base)
+    ok["base"] = ok["method"].map(_base_method)
     rows = []
     for key, group in board.groupby([*TARGET, "base"], sort=False):
         default = group[group["selection"] == "default"]
