@@ -49,13 +49,18 @@ def frozen_block_names(network: BlockNetwork, layers: int) -> list[str]:
     return names[:layers]
 
 
-def freeze_blocks(network: BlockNetwork, layers: int) -> list[str]:
-    """Set ``requires_grad=False`` on the parameters of the blocks chosen by ``layers``."""
-    names = frozen_block_names(network, layers)
+def set_blocks_trainable(network: BlockNetwork, names: list[str], trainable: bool) -> None:
+    """Set ``requires_grad`` of every parameter of the named blocks of ``network``."""
     blocks = dict(network.named_blocks())
     for name in names:
         for parameter in blocks[name].parameters():
-            parameter.requires_grad_(False)
+            parameter.requires_grad_(trainable)
+
+
+def freeze_blocks(network: BlockNetwork, layers: int) -> list[str]:
+    """Set ``requires_grad=False`` on the parameters of the blocks chosen by ``layers``."""
+    names = frozen_block_names(network, layers)
+    set_blocks_trainable(network, names, False)
     return names
 
 

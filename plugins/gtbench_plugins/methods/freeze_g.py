@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from gtbench.api import Method, Parameter, Uniform
+from gtbench_plugins.methods.freeze_d import set_blocks_trainable
 
 if TYPE_CHECKING:
     from gtbench.api import Generator, TrainContext
@@ -46,13 +47,9 @@ def trained_count(blocks: int, fraction: float, explicit: str | int = "") -> int
 def freeze_all_but_last(generator: Generator, trained: int) -> list[str]:
     """Freeze every parameter of ``generator`` except those of its last ``trained``
     blocks; return the names of the blocks that train."""
-    for parameter in generator.parameters():
-        parameter.requires_grad_(False)
+    generator.requires_grad_(False)
     names = generator.block_names()[-trained:]
-    blocks = dict(generator.named_blocks())
-    for name in names:
-        for parameter in blocks[name].parameters():
-            parameter.requires_grad_(True)
+    set_blocks_trainable(generator, names, True)
     return names
 
 
