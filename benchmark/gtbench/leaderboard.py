@@ -40,7 +40,7 @@ from typing import Any
 
 import pandas as pd
 
-from gtbench.records import atomic_write_text, iter_records
+from gtbench.records import DEFAULT_SELECTION, atomic_write_text, iter_records, selection_of
 
 KEY = ["source", "method", "dataset", "shots", "extractor"]
 LEAD_METRICS = ["fid", "kid_mean"]
@@ -49,7 +49,6 @@ LEADERBOARD_CSV = "leaderboard.csv"
 RANKS_CSV = "ranks.csv"
 PLAN_JSON = "sweep.json"
 DEFAULT_REFERENCE = "finetune"
-DEFAULT_SELECTION = "default"
 NOT_A_METRIC = "not a metric"
 NO_REFERENCE = "no reference"
 REFERENCE = "reference"
@@ -122,13 +121,6 @@ def _protocol(record: dict[str, Any]) -> str:
     return f"{_short_hash(evaluation)}-{_short_hash(train) if train else 'none'}"
 
 
-def _selection(record: dict[str, Any]) -> str:
-    selection = record.get("selection") or DEFAULT_SELECTION
-    if isinstance(selection, dict):
-        selection = selection.get("mode") or selection.get("name") or DEFAULT_SELECTION
-    return str(selection)
-
-
 def fid_valid(record: dict[str, Any]) -> bool:
     """The record's ``metrics.fid_valid`` (or ``eval.fid_valid``); for older records,
     ``n_reference > feature_dim`` when both are recorded (a covariance estimated from
@@ -189,7 +181,7 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
             "shots": record["shots"],
             "seed": record["seed"],
             "extractor": _described(record["eval"]["extractor"], "extractor"),
-            "selection": _selection(record),
+            "selection": selection_of(record),
             "protocol": _protocol(record),
             "fid_valid": fid_valid(record),
             "is_metric": is_metric(record),
@@ -385,7 +377,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         refs = [i for i in members if board.at[i, "method"] == reference]
         tuned = str(target["selection"].iloc[0]) != DEFAULT_SELECTION
         if not refs and tuned:  # a tuned reference carries the parameters tuning chose
-            refs = [i for i in members if _base_method(board.at[i, "method"]) == reference]
+            refs = [i for i in members if base_method(board.at[i, "method"]) == reference]
         ref = refs[0] if refs else None
         p_values: dict[int, float] = {}
         for i in members:
@@ -423,7 +415,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
                     values["verdict"][i] = NOT_A_METRIC
             continue
         # tuned rows: one configuration per method and target, ranked under its name
-        name = _base_method if tuned else str
+        name = base_method if tuned else str
         per_method = {name(board.at[i, "method"]): seeds[i].get(metric, {}) for i in members}
         if not target["stale"].any():  # ranks: current records only
             rank_targets.setdefault(str(target["selection"].iloc[0]), []).append(per_method)
@@ -465,7 +457,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
     return board, pd.DataFrame(rows, columns=RANK_COLUMNS)
 
 
-def _base_method(described: str) -> str:
+def base_method(described: str) -> str:
     """``ewc`` of ``ewc:weight=2603.0``: a method's name without its parameters."""
     return str(described).partition(":")[0]
 

@@ -124,6 +124,7 @@ def find_run(results_dir: str | Path, prefix: str) -> str:
 # with ``--keep-stale``.
 
 _KINDS = ("source", "method", "dataset", "extractor")
+DEFAULT_SELECTION = "default"  # a configuration run as its plugins define it
 
 
 def plugin_ref_of(item: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -246,11 +247,17 @@ def cell_key(item: dict[str, Any]) -> tuple[Any, ...]:
     trial (validation split) and a default or tuned run on the evaluation set are never
     the same cell, even with equal settings."""
     names = tuple(str(plugin_ref_of(item, kind).get("name")) for kind in _KINDS)
-    selection = item.get("selection") or "default"
-    if isinstance(selection, dict):  # records of early tuning code
-        selection = selection.get("mode") or selection.get("name") or "default"
     split = item.get("split") or "evaluation"
-    return (*names, item.get("shots"), item.get("seed"), split, str(selection))
+    return (*names, item.get("shots"), item.get("seed"), split, selection_of(item))
+
+
+def selection_of(item: dict[str, Any]) -> str:
+    """How a record's or a cell's configuration was chosen: ``default``, ``trial``,
+    ``tuned-validation``, ... (records of early tuning code hold a table)."""
+    selection = item.get("selection") or DEFAULT_SELECTION
+    if isinstance(selection, dict):
+        selection = selection.get("mode") or selection.get("name") or DEFAULT_SELECTION
+    return str(selection)
 
 
 def same_configuration(

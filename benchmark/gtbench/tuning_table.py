@@ -11,7 +11,6 @@ with the values tuning chose next to the defaults they replaced.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,7 @@ def _json(value: Any) -> str:
 def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.DataFrame:
     """One row per target and method that has both a ``default`` and a tuned row."""
     from gtbench import stats
-    from gtbench.leaderboard import _base_method, leaderboard, run_rows
+    from gtbench.leaderboard import base_method, leaderboard, run_rows
 
     runs = run_rows(results_dir)
     if runs.empty:
@@ -83,9 +82,9 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
     if board.empty:
         return pd.DataFrame(columns=TUNING_COLUMNS)
     board = board[~board["stale"].astype(bool)].copy()
-    board["base"] = board["method"].map(_base_method)
+    board["base"] = board["method"].map(base_method)
     ok = runs[(runs["status"] == "ok") & ~runs["stale"].astype(bool)].copy()
-    ok["base"] = ok["method"].map(_base_method)
+    ok["base"] = ok["method"].map(base_method)
     rows = []
     for key, group in board.groupby([*TARGET, "base"], sort=False):
         default = group[group["selection"] == "default"]
@@ -134,8 +133,7 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
                 "tuned_minus_default_verdict": paired.verdict,
             }
         )
-    table = pd.DataFrame(rows, columns=TUNING_COLUMNS)
-    return table.replace({math.nan: None}) if table.empty else table
+    return pd.DataFrame(rows, columns=TUNING_COLUMNS)
 
 
 def write_tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.DataFrame:
