@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -26,26 +27,39 @@ def _p(value: float) -> str:
     return "–" if pd.isna(value) else format(value, ".2g")
 
 
+def _markdown(
+    headers: list[str], frame: pd.DataFrame, sort_by: str, cells: Callable[[pd.Series], list[str]]
+) -> list[str]:
+    """A Markdown table: per dataset (in file order), the rows sorted by ``sort_by``."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, group in frame.groupby("dataset", sort=False):
+        for _, row in group.sort_values(sort_by).iterrows():
+            lines.append("| " + " | ".join(cells(row)) + " |")
+    return lines
+
+
 def leaderboard_table(path: str) -> list[str]:
     board = pd.read_csv(path)
-    board = board[~board["stale"].astype(bool)]
-    lines = [
-        "| target | method | seeds | FID [95% CI] | Δ FID vs finetune [95% CI] | p | verdict "
-        "| KID | diversity | memorised |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for dataset, group in board.groupby("dataset", sort=False):
-        for _, r in group.sort_values("fid_mean").iterrows():
-            name = f"**{r['method']}**" if str(r.get("best")).lower() == "true" else r["method"]
-            lines.append(
-                f"| {dataset} | {name} | {r['n_seeds']} "
-                f"| {_num(r['fid_mean'])} [{_num(r['fid_ci95_low'])}, {_num(r['fid_ci95_high'])}] "
-                f"| {_signed(r['delta_fid_mean'])} [{_signed(r['delta_fid_ci95_low'])}, "
-                f"{_signed(r['delta_fid_ci95_high'])}] | {_p(r['delta_p'])} | {r['verdict']} "
-                f"| {_num(r['kid_mean'])} | {_num(r['intra_cluster_diversity_mean'], 3)} "
-                f"| {_num(r['mem_closer_to_train_mean'], 3)} |"
-            )
-    return lines
+    headers = ["target", "method", "seeds", "FID [95% CI]", "Δ FID vs finetune [95% CI]", "p"]
+    headers += ["verdict", "KID", "diversity", "memorised"]
+
+    def cells(r: pd.Series) -> list[str]:
+        name = f"**{r['method']}**" if str(r.get("best")).lower() == "true" else r["method"]
+        return [
+            r["dataset"],
+            name,
+            str(r["n_seeds"]),
+            f"{_num(r['fid_mean'])} [{_num(r['fid_ci95_low'])}, {_num(r['fid_ci95_high'])}]",
+            f"{_signed(r['delta_fid_mean'])} [{_signed(r['delta_fid_ci95_low'])}, "
+            f"{_signed(r['delta_fid_ci95_high'])}]",
+            _p(r["delta_p"]),
+            r["verdict"],
+            _num(r["kid_mean"]),
+            _num(r["intra_cluster_diversity_mean"], 3),
+            _num(r["mem_closer_to_train_mean"], 3),
+        ]
+
+    return _markdown(headers, board[~board["stale"].astype(bool)], "fid_mean", cells)
 
 
 def _values(text: object) -> dict[str, object]:
@@ -61,31 +75,30 @@ def _short(value: object) -> str:
 
 
 def tuning_table(path: str) -> list[str]:
-    table = pd.read_csv(path)
-    lines = [
-        "| target | method | default FID (vs finetune) | tuned FID (vs tuned finetune) "
-        "| tuned − default [95% CI] | p | tuned vs default | chosen (default) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for dataset, group in table.groupby("dataset", sort=False):
-        for _, r in group.sort_values("tuned_mean").iterrows():
-            chosen, default = _values(r["selected_values"]), _values(r["default_values"])
-            values = ", ".join(
-                f"{key.removeprefix('train.')} {_short(chosen[key])} ({_short(default.get(key))})"
-                for key in sorted(chosen)
-            )
-            trial = int(r["selected_trial"]) if not pd.isna(r["selected_trial"]) else None
-            shown = "defaults (trial 0)" if trial == 0 else values or "–"
-            lines.append(
-                f"| {dataset} | {r['method']} | {_num(r['default_mean'])} ({r['default_verdict']}) "
-                f"| {_num(r['tuned_mean'])} ({r['tuned_verdict']}) "
-                f"| {_signed(r['tuned_minus_default_mean'])} "
-                f"[{_signed(r['tuned_minus_default_ci95_low'])}, "
-                f"{_signed(r['tuned_minus_default_ci95_high'])}] "
-                f"| {_p(r['tuned_minus_default_p'])} | {r['tuned_minus_default_verdict']} "
-                f"| {shown} |"
-            )
-    return lines
+    headers = ["target", "method", "default FID (vs finetune)", "tuned FID (vs tuned finetune)"]
+    headers += ["tuned − default [95% CI]", "p", "tuned vs default", "chosen (default)"]
+
+    def cells(r: pd.Series) -> list[str]:
+        chosen, default = _values(r["selected_values"]), _values(r["default_values"])
+        values = ", ".join(
+            f"{key.removeprefix('train.')} {_short(chosen[key])} ({_short(default.get(key))})"
+            for key in sorted(chosen)
+        )
+        trial = int(r["selected_trial"]) if not pd.isna(r["selected_trial"]) else None
+        return [
+            r["dataset"],
+            r["method"],
+            f"{_num(r['default_mean'])} ({r['default_verdict']})",
+            f"{_num(r['tuned_mean'])} ({r['tuned_verdict']})",
+            f"{_signed(r['tuned_minus_default_mean'])} "
+            f"[{_signed(r['tuned_minus_default_ci95_low'])}, "
+            f"{_signed(r['tuned_minus_default_ci95_high'])}]",
+            _p(r["tuned_minus_default_p"]),
+            r["tuned_minus_default_verdict"],
+            "defaults (trial 0)" if trial == 0 else values or "–",
+        ]
+
+    return _markdown(headers, pd.read_csv(path), "tuned_mean", cells)
 
 
 def main(argv: list[str]) -> int:
