@@ -306,3 +306,24 @@ def test_user_results_beside_the_reference_results(tmp_path):
     assert board.loc["cdc", "verdict"] == "worse"
     _, own = write_tables(mine)
     assert set(own["method"]) == {"finetune", "my-method"}
+
+
+def test_leaderboard_command_prints_the_mean_rank_only_over_several_targets(tmp_path):
+    from tests.helpers import gtbench
+
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0], prefix="f-cat")
+    _write(tmp_path, "cdc", [11.0, 14.0, 17.0], prefix="c-cat")
+    one_target = gtbench("leaderboard", results=tmp_path)
+    assert one_target.exit_code == 0, one_target.output
+    assert "mean rank" not in one_target.output  # one target: the rank adds nothing
+
+    _write(tmp_path, "finetune", [30.0, 31.0, 32.0], prefix="f-dig", dataset__name="digits")
+    _write(tmp_path, "cdc", [20.0, 22.0, 24.0], prefix="c-dig", dataset__name="digits")
+    both = gtbench("leaderboard", results=tmp_path)
+    assert both.exit_code == 0, both.output
+    lines = both.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("mean rank over targets"))
+    assert lines[start + 1].split() == ["method", "mean", "rank", "95%", "CI", "targets"]
+    ranked = {line.split()[0]: line.split() for line in lines[start + 2 : start + 4]}
+    # every seed keeps each target's order (cdc worse on one, better on the other)
+    assert ranked["finetune"][1:] == ranked["cdc"][1:] == ["1.50", "[1.50,", "1.50]", "2"]

@@ -453,9 +453,9 @@ def _print_run_board(results: str, run_ids: set[str], reference: str = "finetune
     runs = run_rows(results)
     if runs.empty:
         return
-    board = leaderboard(runs[runs["run_id"].isin(run_ids)], reference)
+    board, ranks = leaderboard(runs[runs["run_id"].isin(run_ids)], reference, with_ranks=True)
     if not board.empty:
-        _print_board(board)
+        _print_board(board, ranks)
 
 
 def _print_stale(stale: list[Any], keep: bool, each: bool = False) -> None:
@@ -694,17 +694,22 @@ def leaderboard_command(
             )
         )
         return
-    _print_board(board)
+    from gtbench.leaderboard import leaderboard
+
+    _print_board(board, leaderboard(runs, reference, with_ranks=True)[1])
     _print_missing(results, runs)
 
 
-def _print_board(board: Any) -> None:
-    """The leaderboard: a rich table on a terminal, plain lines (one per row, never
-    wrapped) otherwise."""
-    from gtbench.leaderboard import board_cells
+def _print_board(board: Any, ranks: Any = None) -> None:
+    """The leaderboard, then the mean rank over targets when methods ran on several: a
+    rich table on a terminal, plain lines (one per row, never wrapped) otherwise."""
+    from gtbench.leaderboard import board_cells, rank_cells
 
     title, headers, rows, bold = board_cells(board)
     print_table(title, headers, rows, bold)
+    table = rank_cells(ranks) if ranks is not None else None
+    if table is not None:
+        print_table(*table)
 
 
 def print_table(

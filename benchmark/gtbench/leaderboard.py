@@ -617,6 +617,22 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
     return title, headers, rows, bold
 
 
+def rank_cells(ranks: pd.DataFrame) -> tuple[str, list[str], list[list[str]]] | None:
+    """The mean rank over targets (the "Avg" row of a DomainBed table) as text, or None
+    when no method ran on two targets or more (one target: the rank says nothing new)."""
+    if ranks.empty or int(ranks["n_targets"].max()) < 2:
+        return None
+    several = "selection" in ranks and ranks["selection"].nunique() > 1
+    headers = [*(["selection"] if several else []), "method", "mean rank", "95% CI", "targets"]
+    rows = [
+        [*([str(r.selection)] if several else []), str(r.method), f"{r.mean_rank:.2f}"]
+        + [f"[{r.rank_ci95_low:.2f}, {r.rank_ci95_high:.2f}]", str(r.n_targets)]
+        for r in ranks.itertuples()
+    ]
+    title = "mean rank over targets (1 = best; CI: bootstrap over each target's seeds)"
+    return title, headers, rows
+
+
 def plain_lines(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:
     """A table as padded plain-text lines (for logs: one line per row, never wrapped)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
