@@ -617,11 +617,9 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
     return title, headers, rows, bold
 
 
-def rank_cells(ranks: pd.DataFrame) -> tuple[str, list[str], list[list[str]]] | None:
-    """The mean rank over targets (the "Avg" row of a DomainBed table) as text, or None
-    when no method ran on two targets or more (one target: the rank says nothing new)."""
-    if ranks.empty or int(ranks["n_targets"].max()) < 2:
-        return None
+def rank_rows(ranks: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The rank table as text cells (headers, rows); a selection column only when the
+    table holds several selections."""
     several = "selection" in ranks and ranks["selection"].nunique() > 1
     headers = [*(["selection"] if several else []), "method", "mean rank", "95% CI", "targets"]
     rows = [
@@ -629,8 +627,17 @@ def rank_cells(ranks: pd.DataFrame) -> tuple[str, list[str], list[list[str]]] | 
         + [f"[{r.rank_ci95_low:.2f}, {r.rank_ci95_high:.2f}]", str(r.n_targets)]
         for r in ranks.itertuples()
     ]
+    return headers, rows
+
+
+def rank_cells(ranks: pd.DataFrame) -> tuple[str, list[str], list[list[str]]] | None:
+    """The mean rank over targets (the "Avg" row of a DomainBed table) as a titled text
+    table, or None when no method ran on two targets or more (one target: the rank says
+    nothing the leaderboard does not)."""
+    if ranks.empty or int(ranks["n_targets"].max()) < 2:
+        return None
     title = "mean rank over targets (1 = best; CI: bootstrap over each target's seeds)"
-    return title, headers, rows
+    return (title, *rank_rows(ranks))
 
 
 def plain_lines(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:

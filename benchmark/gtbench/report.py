@@ -27,6 +27,7 @@ from gtbench.leaderboard import (
     board_cells,
     leaderboard,
     p_text,
+    rank_rows,
     resolve_reference,
     row_runs,
     run_folder,
@@ -132,22 +133,17 @@ def _ranks_section(ranks: pd.DataFrame) -> str:
             "<h2>Mean rank</h2><p class=note>No target to rank: ranks use current (not stale) "
             "records of a real metric on targets with two methods or more.</p>"
         )
-    several = "selection" in ranks and ranks["selection"].nunique() > 1
+    headers, cells = rank_rows(ranks)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     rows = "".join(
-        f"<tr><td>{html.escape(str(r.method))}</td><td>{r.mean_rank:.2f}</td>"
-        f"<td>[{r.rank_ci95_low:.2f}, {r.rank_ci95_high:.2f}]</td><td>{r.n_targets}</td>"
-        + (f"<td>{html.escape(str(r.selection))}</td>" if several else "")
-        + "</tr>"
-        for r in ranks.itertuples()
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells
     )
-    selection_head = "<th>selection</th>" if several else ""
     return f"""
 <h2>Mean rank over targets</h2>
 <p>Rank 1 is best, per target by the ranked measure; the CI resamples the seeds of each
 target (bootstrap), keeping methods paired. Each selection (defaults, tuned) is ranked on
 its own.</p>
-<table id="ranks"><thead><tr><th>method</th><th>mean rank</th><th>95% CI</th>
-<th>targets</th>{selection_head}</tr></thead><tbody>{rows}</tbody></table>"""
+<table id="ranks"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"""
 
 
 def _forest_section(groups: list[tuple[str, pd.DataFrame]], reference: str) -> str:
