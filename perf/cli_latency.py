@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+REFERENCE = str(Path(__file__).resolve().parents[1] / "results" / "reference")
 COMMANDS: list[list[str]] = [
     ["--help"],
     ["run", "--help"],
@@ -31,6 +32,10 @@ COMMANDS: list[list[str]] = [
     ["run", "--shots", "ten"],
     ["run", "--bogus-option"],
     ["list"],
+    ["run", "--methods", "all", "--dry-run"],
+    # read-only commands on the committed results (256 records)
+    ["status", "--results", REFERENCE],
+    ["compare", "finetune", "cdc", "--results", REFERENCE],
 ]
 HEAVY = ("torch", "torch_fidelity", "pandas")
 # Prints which heavy modules the CLI process imported (appended to its own output).
@@ -83,12 +88,15 @@ def main() -> None:
     print(f"python {sys.version.split()[0]} at {Path(sys.executable)}, {os.cpu_count()} CPUs")
     print(f"bare interpreter start: {python_s:.3f} s")
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"{'command':<36} {'median':>8} {'min':>7} {'max':>7} {'cpu':>7}  exit  heavy imports")
-    for command in COMMANDS:
+    labels = ["gtbench " + " ".join(c).replace(REFERENCE, "results/reference") for c in COMMANDS]
+    width = max(len(label) for label in labels)
+    print(
+        f"{'command':<{width}} {'median':>8} {'min':>7} {'max':>7} {'cpu':>7}  exit  heavy imports"
+    )
+    for command, label in zip(COMMANDS, labels, strict=True):
         seconds, cpu, status, heavy = time_command(command, args.repeat, env)
-        label = "gtbench " + " ".join(command)
         print(
-            f"{label:<36} {statistics.median(seconds):>7.2f}s {min(seconds):>6.2f}s "
+            f"{label:<{width}} {statistics.median(seconds):>7.2f}s {min(seconds):>6.2f}s "
             f"{max(seconds):>6.2f}s {statistics.median(cpu):>6.2f}s  {status:>4}  {heavy or '-'}"
         )
 
