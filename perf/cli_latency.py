@@ -2,11 +2,14 @@
 
 ``gtbench --help`` and every usage error should answer in well under a second: the CLI
 imports torch, torch-fidelity and pandas only inside the commands that need them, and
-unknown plugin names are found from entry-point metadata alone. Prints the median (and
-min, max) wall time of ``--repeat`` runs per command, the median CPU time (user +
-system: nearly independent of the machine's load), and which heavy modules each one
-imported. ``PYTHONPATH=<old checkout>/benchmark:<old checkout>/plugins`` measures another
-version of the code with the same installed entry points (a "before" figure).
+unknown plugin names are found from entry-point metadata alone. Listing plugins, planning
+a sweep and reading records import torch (plugin classes) but not torch-fidelity.
+
+Prints the median (and min, max) wall time of ``--repeat`` runs per command, the median
+CPU time (user + system: nearly independent of the machine's load), and which heavy
+modules each one imported. ``PYTHONPATH=<old checkout>/benchmark:<old checkout>/plugins``
+measures another version of the code with the same installed entry points (a "before"
+figure).
 
     python perf/cli_latency.py                 # the installed `gtbench` next to python
     python perf/cli_latency.py --repeat 5

@@ -67,8 +67,8 @@ from gtbench.trainer import (
 if TYPE_CHECKING:
     from gtbench.leaderboard import write_tables
     from gtbench.pretrain import load_pretrained
-    from gtbench.records import FAILED_RECORD, RECORD, load_record, run_dir, write_record
-    from gtbench.runner import RUNNING, CellOutcome, run_cell
+    from gtbench.records import FAILED_RECORD, RECORD, RUNNING, load_record, run_dir, write_record
+    from gtbench.runner import CellOutcome, run_cell
 
 __all__ = [
     # plugin bases and their descriptions
@@ -145,7 +145,7 @@ __all__ = [
 
 _LAZY = {
     "CellOutcome": "gtbench.runner",
-    "RUNNING": "gtbench.runner",
+    "RUNNING": "gtbench.records",
     "run_cell": "gtbench.runner",
     "RECORD": "gtbench.records",
     "FAILED_RECORD": "gtbench.records",

@@ -30,7 +30,7 @@ def _identity_fields(cls: type) -> list[str]:
 
 
 def eval_identity_fields() -> list[str]:
-    from gtbench.evaluation import EvalSettings
+    from gtbench.eval_settings import EvalSettings
 
     return _identity_fields(EvalSettings)
 
@@ -69,7 +69,7 @@ _NOT_IDENTITY = ("run_id", "keep_weights", "curve")  # a curve never changes a n
 def identity_of(cell: dict[str, Any]) -> dict[str, Any]:
     """What a cell's ``run_id`` hashes: the whole cell except ``run_id``, ``keep_weights``
     and the train/eval settings that cannot change a number."""
-    from gtbench.evaluation import EvalSettings
+    from gtbench.eval_settings import EvalSettings
     from gtbench.trainer import TrainConfig
 
     identity = {k: v for k, v in cell.items() if k not in _NOT_IDENTITY}
@@ -156,7 +156,7 @@ def extractor_identity(extractor: Any) -> str:
 
 
 def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
-    from gtbench.evaluation import PROTOCOL_VERSION
+    from gtbench.eval_settings import PROTOCOL_VERSION
     from gtbench.runner import matched_content_hash
     from gtbench.trainer import TRAINER_VERSION
 

@@ -43,12 +43,14 @@ from torch_fidelity.metric_kid import (
 from torch_fidelity.utils import create_feature_extractor
 
 from gtbench.errors import UsageError
+from gtbench.eval_settings import PROTOCOL_VERSION, EvalSettings
 from gtbench.images import as_rgb, match_format, tensor_sha256, to_uint8
 from gtbench.networks import Generator
 from gtbench.plugin import Dataset, Extractor
 from gtbench.records import atomic_write_bytes
 
 __all__ = [
+    "PROTOCOL_VERSION",
     "EvalSettings",
     "Evaluation",
     "Progress",
@@ -69,11 +71,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 CACHE_FORMAT = 1  # bump when the cache file layout or the feature pipeline changes
-# Part of every run_id: bump whenever a change to the evaluation can change a metric, so
-# records made under the older protocol are stale, never "done".
-# 2: KID from kernel matrices computed once for all subsets (equal to torch-fidelity's
-#    per-subset loop within float64 rounding, not bitwise)
-PROTOCOL_VERSION = "2"
 # Above this many features per side, KID falls back to torch-fidelity's per-subset loop:
 # the whole-set kernel matrices would need n² float64 each.
 KID_WHOLE_KERNEL_MAX = 4096
@@ -91,17 +88,6 @@ MEMORISATION_NOTE = (
     "nearest shot (copies: 0); mem_nn_train_ratio: that mean over the same mean for the "
     "evaluation images (held-out real images; < 1: samples hug the shots more than they do)"
 )
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How an adapted generator is evaluated; part of a cell's identity."""
-
-    n_samples: int = 1000
-    kid_subset_size: int = 1000  # requested; used = min(requested, n_real, n_fake), recorded
-    kid_subsets: int = 100
-    # does not change any result, only speed and memory: left out of run_id
-    batch_size: int = field(default=64, metadata={"identity": False})
 
 
 @dataclass

@@ -14,6 +14,7 @@ from gtbench.atomic import atomic_write_text as atomic_write_text  # re-exported
 
 RECORD = "record.json"
 FAILED_RECORD = "record.failed.json"  # a failed rerun of a cell whose ok record is kept
+RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench status`
 TRACEBACK = "traceback.txt"
 STATUSES = ("ok", "failed", "diverged")
 
@@ -172,7 +173,7 @@ def staleness(record: dict[str, Any], installed: _Installed | None = None) -> st
     not installed here cannot be judged and does not make a record stale. Dataset content
     is not read (too slow for a table): new content gives new run ids at plan time, and
     the newer record then supersedes this one (:func:`stale_reasons`)."""
-    from gtbench.evaluation import PROTOCOL_VERSION
+    from gtbench.eval_settings import PROTOCOL_VERSION
     from gtbench.trainer import TRAINER_VERSION
 
     installed = installed or _Installed()

@@ -24,13 +24,14 @@ from gtbench import __version__, provenance
 from gtbench.assets import cache_dir
 from gtbench.cells import SCHEMA_VERSION, make_plugin
 from gtbench.errors import DivergedError, GtbenchError
-from gtbench.evaluation import EvalSettings, evaluate, generate_images
+from gtbench.eval_settings import EvalSettings
 from gtbench.images import match_format, save_grid, to_unit_range
 from gtbench.method import Method
 from gtbench.networks import Generator
 from gtbench.plugin import Dataset, DatasetInfo, Source
 from gtbench.records import (
     RECORD,
+    RUNNING,
     TRACEBACK,
     atomic_write_bytes,
     atomic_write_text,
@@ -43,7 +44,6 @@ from gtbench.trainer import TrainConfig, build_context, curve_steps, recompute_b
 Reporter = Callable[[str, int, int], None]
 WEIGHTS = "generator.safetensors"
 SAMPLES = "samples.png"
-RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench status`
 TRAIN_LOG = "train_log.csv"  # losses, D outputs, R1, method terms per check_every
 STAGING = ".rerun"  # a rerun of an ok cell writes here; files move in once it succeeded
 
@@ -244,6 +244,8 @@ class _Curve:
         self.seconds = 0.0
 
     def evaluate(self, step: int, g_ema: Generator) -> None:
+        from gtbench.evaluation import evaluate
+
         clock = time.perf_counter()
         snapshot = copy.deepcopy(g_ema)
         recompute_batchnorm_stats(snapshot, seed=self.seed, device=self.device)
@@ -284,6 +286,8 @@ def _adapt_and_evaluate(
     record: dict[str, Any],
     report: Reporter | None,
 ) -> None:
+    from gtbench.evaluation import evaluate, generate_images  # torch-fidelity: only to run
+
     device = default_device()
     record["device"] = str(device)
     source: Source = make_plugin("source", cell["source"])

@@ -24,8 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gtbench.leaderboard import PLAN_JSON
-from gtbench.records import RECORD, CorruptRecord, read_record, runs_dir, stale_reasons
-from gtbench.runner import RUNNING
+from gtbench.records import RECORD, RUNNING, CorruptRecord, read_record, runs_dir, stale_reasons
 
 STATES = ("pending", "running", "interrupted", "done", "stale", "failed", "diverged")
 _COLOURS = {"done": "green", "running": "cyan", "failed": "red", "diverged": "red"}

@@ -30,7 +30,7 @@ from typing import Any
 import tomllib
 
 from gtbench.errors import UsageError
-from gtbench.evaluation import EvalSettings
+from gtbench.eval_settings import EvalSettings
 from gtbench.spec import coerce
 from gtbench.trainer import TrainConfig
 

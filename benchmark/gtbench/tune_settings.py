@@ -38,7 +38,7 @@ class TuneSettings:
 
 def tune_settings(data: Mapping[str, Any] | None, origin: str = "[tune]") -> TuneSettings:
     """Validate a ``[tune]`` table; every problem is a one-line :class:`UsageError`."""
-    from gtbench.evaluation import EvalSettings
+    from gtbench.eval_settings import EvalSettings
 
     data = dict(data or {})
     allowed = {f.name for f in dataclasses.fields(TuneSettings)}

@@ -147,6 +147,15 @@ def test_inception_finds_weights_by_env_var_or_hub_cache(
     assert extractor.weights_path() == cached
 
 
+def test_inception_download_address_is_torch_fidelitys():
+    """The plugin writes the URL out (listing plugins must not import torch-fidelity)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+    from gtbench_plugins.extractors import inception
+
+    assert inception.URL_INCEPTION_V3 == URL_INCEPTION_V3
+
+
 def test_inception_identity_follows_the_weights_content(no_inception_weights, tmp_path):
     a, b = tmp_path / "a.pth", tmp_path / "b.pth"
     a.write_bytes(b"weights one")

@@ -21,7 +21,7 @@ from gtbench.api import image_sha256s
 from gtbench.api import sha256_file as file_sha256
 from gtbench.errors import GtbenchError
 from gtbench.evaluation import extract_features, fid_from_features, load_feature_extractor
-from gtbench_plugins.extractors import shapes_cnn
+from gtbench_plugins.extractors import shapes_cnn, shapes_cnn_net
 
 CPU = torch.device("cpu")
 NOISE_LEVELS = (0.0, 4.0, 8.0, 16.0, 32.0)  # std in grey levels (0-255)
@@ -232,7 +232,7 @@ def test_gpu_features_are_plain_float32_and_settings_are_restored():
     before = (cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark, matmul.allow_tf32)
     try:
         cudnn.allow_tf32, cudnn.benchmark, matmul.allow_tf32 = True, True, True
-        with shapes_cnn._full_float32(torch.device("cuda")):
+        with shapes_cnn_net._full_float32(torch.device("cuda")):
             assert not cudnn.allow_tf32 and not matmul.allow_tf32
             assert cudnn.deterministic and not cudnn.benchmark
         assert cudnn.allow_tf32 and cudnn.benchmark and matmul.allow_tf32

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from gtbench.api import Extractor, Parameter, register_fidelity_extractor
 from gtbench.api import sha256_file as file_sha256
@@ -69,61 +67,10 @@ def build_model(model: str, weights: str, size: int) -> tuple[torch.nn.Module, d
     return network, config
 
 
-class TimmFeatureNet(FeatureExtractorBase):
-    """torch-fidelity wrapper: uint8 N×3×H×W in, pooled backbone features out."""
-
-    def __init__(
-        self,
-        name: str,
-        features_list: list[str],
-        timm_model: str = DEFAULT_MODEL,
-        timm_weights: str = "",
-        timm_size: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(name, features_list)
-        self.network, config = build_model(timm_model, timm_weights, timm_size)
-        self.input_size = tuple(config["input_size"][1:])
-        self.interpolation = config.get("interpolation", "bicubic")
-        self.register_buffer("mean", torch.tensor(config["mean"]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(config["std"]).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-        self.eval()
-
-    @staticmethod
-    def get_provided_features_list() -> tuple[str, ...]:
-        return ("pool",)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric: str) -> str:
-        return "pool"
-
-    @staticmethod
-    def can_be_compiled() -> bool:
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile() -> torch.Tensor:
-        return torch.zeros((1, 3, 224, 224), dtype=torch.uint8)
-
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 → the model's input size (its interpolation, antialiased) and normalisation."""
-        h = x.float() / 255.0
-        if tuple(h.shape[-2:]) != self.input_size:
-            smooth = self.interpolation in ("bilinear", "bicubic")
-            mode = self.interpolation if smooth else "bilinear"
-            h = F.interpolate(h, size=self.input_size, mode=mode, antialias=True)
-            h = h.clamp(0.0, 1.0)
-        return (h - self.mean) / self.std
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected uint8 N×3×H×W images, got {x.dtype} {tuple(x.shape)}")
-        return (self.network(self.preprocess(x)),)
-
-
 def register() -> str:
     """Register the wrapper with torch-fidelity once per process; return its name."""
+    from gtbench_plugins.extractors.timm_net import TimmFeatureNet  # imports torch-fidelity
+
     return register_fidelity_extractor(FIDELITY_NAME, TimmFeatureNet)
 
 
