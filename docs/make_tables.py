@@ -3,6 +3,7 @@ them can be regenerated rather than typed:
 
     python docs/make_tables.py leaderboard results/reference/leaderboard.csv
     python docs/make_tables.py tuning results/tuned/tuning.csv
+    python docs/make_tables.py ranks results/reference/ranks.csv
 """
 
 from __future__ import annotations
@@ -101,8 +102,21 @@ def tuning_table(path: str) -> list[str]:
     return _markdown(headers, pd.read_csv(path), "tuned_mean", cells)
 
 
+def ranks_table(path: str) -> list[str]:
+    """The mean rank over targets, one row per method and selection, best first."""
+    ranks = pd.read_csv(path)
+    several = ranks["selection"].nunique() > 1
+    headers = [*(["selection"] if several else []), "method", "mean rank [95% CI]", "targets"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, r in ranks.iterrows():
+        cells = [*([r["selection"]] if several else []), r["method"]]
+        cells += [f"{r['mean_rank']:.1f} [{r['rank_ci95_low']:.1f}, {r['rank_ci95_high']:.1f}]"]
+        lines.append("| " + " | ".join([*cells, str(r["n_targets"])]) + " |")
+    return lines
+
+
 def main(argv: list[str]) -> int:
-    kinds = {"leaderboard": leaderboard_table, "tuning": tuning_table}
+    kinds = {"leaderboard": leaderboard_table, "tuning": tuning_table, "ranks": ranks_table}
     if len(argv) != 2 or argv[0] not in kinds:
         print(__doc__.strip(), file=sys.stderr)
         return 2
