@@ -28,3 +28,69 @@ def test_readme_table_equals_the_committed_csv(kind, csv):
     table = "\n".join(getattr(_make_tables(), f"{kind}_table")(str(ROOT / csv)))
     assert table.count("\n") >= 3
     assert table in (ROOT / "README.md").read_text(), f"README's {kind} table is not {csv}"
+
+
+def _csv(path: str):
+    import pandas as pd
+
+    return pd.read_csv(ROOT / path)
+
+
+def test_readme_claims_about_the_committed_leaderboard():
+    """ "No method beats plain fine-tuning here" and the sentences after it."""
+    board = _csv("results/reference/leaderboard.csv")
+    assert not board["stale"].any() and set(board["n_seeds"]) == {8}
+    assert "better" not in set(board["verdict"])
+    for target, ties in (
+        ("animals-cat", {"minegan", "ada", "diffaugment"}),
+        ("digits", {"minegan"}),
+    ):
+        rows = board[(board["dataset"] == target) & (board["method"] != "finetune")]
+        assert set(rows.loc[rows["verdict"] == "tie", "method"]) == ties
+        assert set(rows["verdict"]) == {"tie", "worse"}
+    cats = board[board["dataset"] == "animals-cat"]
+    assert cats.loc[cats["verdict"] == "tie", "delta_p"].min() >= 0.24  # "p ≥ 0.24"
+    assert cats.loc[cats["verdict"] == "worse", "delta_p"].max() < 1e-4  # "p < 10⁻⁴"
+    ranks = _csv("results/reference/ranks.csv").set_index("method")
+    assert tuple(ranks.loc["finetune", ["mean_rank", "rank_ci95_low", "rank_ci95_high"]]) == (
+        1.5,
+        1,
+        2,
+    )
+    assert list(ranks.index[:4]) == ["finetune", "ada", "diffaugment", "minegan"]
+    assert tuple(ranks.loc["minegan", ["mean_rank", "rank_ci95_low", "rank_ci95_high"]]) == (
+        4,
+        1,
+        7,
+    )
+
+
+def test_readme_claims_about_the_tuning_study():
+    """ "What it supports, with 3 seeds and 4 trials"."""
+    table = _csv("results/tuned/tuning.csv")
+    trains = table["method"] != "source-only"  # nothing to tune: its one trial is itself
+    assert set(table.loc[trains, "trials"]) == {4} and set(table["tuned_seeds"]) == {3}
+    changed = {
+        (r.dataset, r.method): (r.default_verdict, r.tuned_verdict)
+        for r in table.itertuples()
+        if r.default_verdict != r.tuned_verdict
+    }
+    assert changed == {
+        ("animals-cat", "rick"): ("worse", "tie"),
+        ("animals-cat", "dcl"): ("worse", "tie"),
+        ("digits", "diffaugment"): ("tie", "worse"),
+        ("digits", "minegan"): ("tie", "worse"),
+    }
+    assert "better" not in set(table["tuned_verdict"])  # no method beats tuned finetune
+    finetune = table[table["method"] == "finetune"].set_index("dataset")
+    assert round(finetune.loc["animals-cat", "tuned_minus_default_mean"]) == -96
+    assert round(finetune.loc["digits", "tuned_minus_default_mean"]) == -276
+    lowest = table.loc[table.groupby("dataset")["tuned_mean"].idxmin()]
+    assert set(lowest["method"]) == {"ada"} and set(lowest["tuned_verdict"]) == {"tie"}
+    kept = table[trains & (table["selected_trial"] == 0)]
+    assert set(zip(kept["dataset"], kept["method"], strict=True)) == {
+        ("animals-cat", "ewc"),
+        ("digits", "ewc"),
+        ("digits", "freeze-d"),
+        ("digits", "minegan"),
+    }
