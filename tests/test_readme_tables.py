@@ -94,3 +94,32 @@ def test_readme_claims_about_the_tuning_study():
         ("digits", "freeze-d"),
         ("digits", "minegan"),
     }
+
+
+def test_readme_claims_about_seeds():
+    """ "Seeds matter": the CIs at 3 and 8 seeds, and the extrapolated seed counts."""
+    import numpy as np
+    from scipy import stats
+
+    from gtbench.leaderboard import leaderboard, run_rows
+
+    runs = run_rows(ROOT / "results" / "reference")
+    widths, ties = {}, {}
+    for seeds, subset in ((3, runs[runs["seed"] < 3]), (8, runs)):
+        board = leaderboard(subset)
+        board = board[~board["method"].isin(["finetune", "scratch"])]
+        width = board["delta_fid_ci95_high"] - board["delta_fid_ci95_low"]
+        widths[seeds] = width.groupby(board["dataset"]).mean().round().to_dict()
+        ties[seeds] = (board["verdict"] == "tie").groupby(board["dataset"]).sum().to_dict()
+    assert widths == {3: {"animals-cat": 56, "digits": 76}, 8: {"animals-cat": 41, "digits": 52}}
+    assert ties[3]["digits"] - ties[8]["digits"] == 2  # two digit ties become "worse"
+
+    fid = runs[runs["dataset"] == "animals-cat"].pivot_table("fid", "seed", "method")
+    needed = {}
+    for method in ("ada", "diffaugment", "minegan"):
+        delta = (fid[method] - fid["finetune"]).to_numpy()
+        mean, sd = abs(delta.mean()), delta.std(ddof=1)
+        needed[method] = next(
+            n for n in range(2, 1000) if mean / (sd / np.sqrt(n)) > stats.t.ppf(0.975, n - 1)
+        )
+    assert needed == {"ada": 22, "diffaugment": 25, "minegan": 97}
