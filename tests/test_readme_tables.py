@@ -1,5 +1,7 @@
-"""The README's result tables are the committed CSVs, not numbers typed by hand: each one
-equals what ``docs/make_tables.py`` prints from the committed files."""
+"""What the README and docs/methods.md say about the committed results, proved from the
+committed files: each table equals what ``docs/make_tables.py`` prints from the CSVs, and
+each claim in the prose (verdicts, p bounds, ranks, CI widths, paired differences) is
+recomputed from the records."""
 
 import importlib.util
 from pathlib import Path
@@ -123,3 +125,38 @@ def test_readme_claims_about_seeds():
             n for n in range(2, 1000) if mean / (sd / np.sqrt(n)) > stats.t.ppf(0.975, n - 1)
         )
     assert needed == {"ada": 22, "diffaugment": 25, "minegan": 97}
+
+
+@pytest.fixture(scope="module")
+def reference_runs():
+    from gtbench.leaderboard import run_rows
+
+    return run_rows(ROOT / "results" / "reference")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "dataset", "delta", "verdict", "p_below"),
+    [  # docs/methods.md, "Rankings against the papers": Δ = b − a on the same shots
+        ("finetune", "scratch", "animals-cat", 3308, "worse", 1e-5),
+        ("finetune", "scratch", "digits", 1812, "worse", 1e-5),
+        ("finetune", "source-only", "animals-cat", 219, "worse", 1e-5),
+        ("finetune", "source-only", "digits", 430, "worse", 1e-5),
+        ("finetune", "freeze-d", "animals-cat", 44, "worse", 1e-4),
+        ("finetune", "freeze-d", "digits", 80, "worse", 1e-4),
+        ("ewc", "cdc", "animals-cat", 89, "worse", 1e-3),
+        ("cdc", "dcl", "animals-cat", -164, "better", 1e-3),
+        ("cdc", "adam", "animals-cat", -56, "better", 1e-3),
+        ("dcl", "adam", "animals-cat", 108, "worse", 1e-3),
+        ("adam", "rick", "animals-cat", -15, "tie", None),
+        ("finetune", "minegan", "animals-cat", -22, "tie", None),
+        ("finetune", "minegan", "digits", 119, "tie", None),
+    ],
+)
+def test_docs_claims_against_the_papers(reference_runs, a, b, dataset, delta, verdict, p_below):
+    from gtbench.leaderboard import compare
+
+    (comparison,) = compare(reference_runs, a, b, dataset)
+    result = comparison.result
+    assert (result.n, round(result.delta_mean), result.verdict) == (8, delta, verdict)
+    if p_below is not None:
+        assert result.p < p_below
