@@ -89,6 +89,12 @@ def test_readme_claims_about_the_tuning_study():
     assert round(finetune.loc["digits", "tuned_minus_default_mean"]) == -276
     lowest = table.loc[table.groupby("dataset")["tuned_mean"].idxmin()]
     assert set(lowest["method"]) == {"ada"} and set(lowest["tuned_verdict"]) == {"tie"}
+    import json
+    from collections import Counter
+
+    records = (ROOT / "results" / "tuned" / "runs").glob("*/record.json")
+    cells = Counter(json.loads(path.read_text()).get("selection") for path in records)
+    assert cells == {"trial": 122, "default": 96, "tuned-validation": 96}  # 314 cells
     kept = table[trains & (table["selected_trial"] == 0)]
     assert set(zip(kept["dataset"], kept["method"], strict=True)) == {
         ("animals-cat", "ewc"),
