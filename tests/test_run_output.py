@@ -1,6 +1,7 @@
 """`gtbench run` in a log (stdout not a terminal): one plain line per cell, never wrapped."""
 
 import re
+from pathlib import Path
 
 from rich.console import Console
 
@@ -30,3 +31,20 @@ def test_run_prints_one_unwrapped_line_per_cell_when_not_a_terminal(tmp_path, mo
     assert "verdict" in header and "Δ vs finetune" in header
     rows = [line for line in result.output.splitlines() if line.startswith(("finetune", "scratch"))]
     assert len(rows) == 2 and all("not a metric" in row or "reference" in row for row in rows)
+
+
+def test_run_ends_with_where_to_look_next(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no committed reference results here
+    cli._print_next_steps(str(tmp_path / "mine"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"next: gtbench report --results {tmp_path / 'mine'}")
+    assert len(lines) == 2 and "gtbench compare A B" in lines[1]
+    (tmp_path / "results" / "reference" / "runs").mkdir(parents=True)
+    cli._print_next_steps("results")  # the default folder: no --results to type
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("#")[0].split() == ["next:", "gtbench", "report"]
+    assert lines[2].split("#")[0].split() == [
+        "gtbench", "leaderboard", "--beside", str(Path("results") / "reference")
+    ]  # fmt: skip
+    cli._print_next_steps("results/reference")  # the reference itself: nothing beside it
+    assert len(capsys.readouterr().out.splitlines()) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -443,7 +444,24 @@ def run(
 
         write_tables(results, reference)
     _print_run_board(results, {cell["run_id"] for cell in plan.cells}, reference)
+    _print_next_steps(results)
     sys.exit(summary.exit_code)
+
+
+def _print_next_steps(results: str) -> None:
+    """Where to look next: the report, paired comparisons, and the committed reference
+    results beside the user's own when this checkout has them."""
+    folder = "" if results == DEFAULT_RESULTS else f" --results {shlex.quote(results)}"
+    steps = [
+        (f"gtbench report{folder}", "plots and samples in one HTML file"),
+        (f"gtbench compare A B{folder}", "two methods, seed by seed"),
+    ]
+    beside = Path(DEFAULT_RESULTS) / "reference"
+    if (beside / "runs").is_dir() and Path(results).resolve() != beside.resolve():
+        steps.append((f"gtbench leaderboard{folder} --beside {beside}", "with the committed ones"))
+    width = max(len(command) for command, _ in steps)
+    for index, (command, what) in enumerate(steps):
+        click.echo(f"{'next:' if index == 0 else '':<6}{command:<{width}}  # {what}")
 
 
 def _print_run_board(results: str, run_ids: set[str], reference: str = "finetune") -> None:
