@@ -99,6 +99,12 @@ def test_states_of_a_results_folder(tmp_path):
     assert "9 cells" in table.output and "interrupted" in table.output
     assert "2 stale" in table.output and "bumped" in table.output  # stale ones are listed
     assert "cell done1" not in table.output  # done cells only with --all
+    # not a terminal (a log): one plain line per cell, never wrapped, whatever the width
+    lines = table.output.splitlines()
+    assert lines[1].split() == ["state", "cell", "run", "id", "where", "/", "error"]
+    assert len(lines) == 2 + 7  # the summary, the header, one line per cell not done
+    by_id = {line.split()[2]: line for line in lines[2:] if line.split()[0] != "stale"}
+    assert by_id["gone1"].startswith("interrupted") and by_id["remote1"].endswith("some-other-node:1")
 
 
 def test_missing_folder_is_a_usage_error(tmp_path):

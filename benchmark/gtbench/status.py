@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gtbench.leaderboard import PLAN_JSON
+from gtbench.leaderboard import PLAN_JSON, plain_lines
 from gtbench.records import RECORD, RUNNING, CorruptRecord, read_record, runs_dir, stale_reasons
 
 STATES = ("pending", "running", "interrupted", "done", "stale", "failed", "diverged")
@@ -122,25 +123,28 @@ def status_command(results: str, show_all: bool, as_json: bool) -> None:
         payload = {"counts": {s: counts[s] for s in STATES}, "cells": rows}
         click.echo(json.dumps(payload, indent=2))
         return
-    console = Console()
     summary = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s]) or "no cells"
-    console.print(f"{results}: {len(rows)} cells: {summary}", highlight=False)
+    click.echo(f"{results}: {len(rows)} cells: {summary}")
     shown = [row for row in rows if show_all or row["state"] != "done"]
     if not shown:
         return
-    table = Table(show_edge=False)
-    for column in ("state", "cell", "run id", "where / error"):
-        table.add_column(column)
+    headers = ["state", "cell", "run id", "where / error"]
     order = {
         state: i
         for i, state in enumerate(
             ("running", "interrupted", "failed", "diverged", "pending", "stale", "done")
         )
     }
-    for row in sorted(shown, key=lambda r: (order[r["state"]], r["label"])):
-        colour = _COLOURS.get(row["state"], "yellow")
-        detail = row["where"] or row["error"]
-        table.add_row(
-            f"[{colour}]{row['state']}[/]", escape(row["label"]), row["run_id"], escape(detail)
-        )
-    console.print(table, highlight=False)
+    shown = sorted(shown, key=lambda r: (order[r["state"]], r["label"]))
+    cells = [[r["state"], r["label"], r["run_id"], r["where"] or r["error"] or ""] for r in shown]
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):  # a log: one plain line per cell
+        for line in plain_lines("", headers, cells):
+            click.echo(line)
+        return
+    table = Table(show_edge=False)
+    for column in headers:
+        table.add_column(column)
+    for state, label, run_id, detail in cells:
+        colour = _COLOURS.get(state, "yellow")
+        table.add_row(f"[{colour}]{state}[/]", escape(label), run_id, escape(detail))
+    Console().print(table, highlight=False)
