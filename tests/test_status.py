@@ -104,7 +104,8 @@ def test_states_of_a_results_folder(tmp_path):
     assert lines[1].split() == ["state", "cell", "run", "id", "where", "/", "error"]
     assert len(lines) == 2 + 7  # the summary, the header, one line per cell not done
     by_id = {line.split()[2]: line for line in lines[2:] if line.split()[0] != "stale"}
-    assert by_id["gone1"].startswith("interrupted") and by_id["remote1"].endswith("some-other-node:1")
+    assert by_id["gone1"].startswith("interrupted")
+    assert by_id["remote1"].endswith("some-other-node:1")
 
 
 def test_missing_folder_is_a_usage_error(tmp_path):
