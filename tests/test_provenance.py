@@ -300,3 +300,38 @@ def test_stale_records_are_matched_to_cells_by_configuration(tmp_path):
     assert not found["moved"].exact  # listed, never kept by --keep-stale
     assert "strength 2.0 → 1.0" in found["moved"].reason
     assert all(s.cell_run_id == cell["run_id"] for s in found.values())
+
+
+def test_git_state_says_whether_the_code_differs_from_the_commit(tmp_path):
+    import shutil
+    import subprocess
+
+    from gtbench.provenance import git_state
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
+
+    package = tmp_path / "benchmark" / "gtbench"
+    package.mkdir(parents=True)
+    (package / "code.py").write_text("A = 1\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.csv").write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    state = git_state(package)
+    assert len(state["git_commit"]) == 40 and state["git_dirty"] is False
+    (tmp_path / "results" / "table.csv").write_text("b\n")  # tracked results: not code
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_state(package)["git_dirty"] is False
+    (package / "code.py").write_text("A = 2\n")
+    assert git_state(package) == {"git_commit": state["git_commit"], "git_dirty": True}
+    assert git_state(tmp_path.parent) == {"git_commit": None, "git_dirty": None}

@@ -33,19 +33,35 @@ def environment() -> dict[str, Any]:
         "packages": versions,
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": _git_commit(),
+        **git_state(Path(__file__).resolve().parent),
     }
 
 
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+# The code whose edits can change a number; results folders (some tracked) are not code.
+_CODE_PATHS = ("benchmark", "plugins", "pyproject.toml")
+
+
+def git_state(here: Path) -> dict[str, Any]:
+    """The commit of the checkout that holds ``here`` and whether its code (tracked files
+    under ``benchmark/``, ``plugins/`` and ``pyproject.toml``) differs from that commit:
+    a commit alone would claim code that did not make the numbers. Both None outside a
+    git checkout (an installed wheel)."""
+    root = _git(here, "rev-parse", "--show-toplevel")
+    commit = _git(here, "rev-parse", "HEAD")
+    if not root or not commit:
+        return {"git_commit": None, "git_dirty": None}
+    status = ("status", "--porcelain", "--untracked-files=no", "--", *_CODE_PATHS)
+    changes = _git(Path(root), *status)
+    return {"git_commit": commit, "git_dirty": None if changes is None else bool(changes)}
+
+
+def _git(where: Path, *args: str) -> str | None:
+    """git's stripped output, or None when git is missing or fails."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def plugin_provenance(cell: dict[str, Any]) -> dict[str, dict[str, str]]:
