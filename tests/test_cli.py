@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 
 import pandas as pd
@@ -78,6 +79,17 @@ def test_list_shows_every_kind():
     listing = json.loads(result.output)["plugins"]
     assert {"source", "method", "dataset", "extractor", "launcher"} <= set(listing)
     assert any(p["name"] == "finetune" for p in listing["method"])
+
+
+def test_list_in_a_log_is_plain_lines_never_wrapped():
+    result = gtbench("list", "method")  # CliRunner: stdout is not a terminal
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "methods" and not re.search(r"[━┃│┏┡└]", result.output)
+    at = lines.index(next(line for line in lines if line.startswith("  adam (")))
+    assert lines[at].endswith(", ok)")
+    # every parameter whole on one line (a table had split "probe_max_fractio / n=0.25")
+    assert "probe_max_fraction=0.25" in lines[at + 2] and "quantile=50.0 ~ " in lines[at + 2]
 
 
 @pytest.mark.parametrize(

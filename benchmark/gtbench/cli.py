@@ -134,6 +134,15 @@ def list_plugins(kind: str | None, as_json: bool) -> None:
         out.print_json(json.dumps({"plugins": listing, "collisions": collisions}))
         return
     for name, plugins in listing.items():
+        if not _interactive():  # a log: lines never wrapped, one plugin per paragraph
+            click.echo(f"{name}s")
+            for plugin in plugins:
+                status = "ok" if plugin["error"] is None else f"broken: {plugin['error']}"
+                click.echo(f"  {plugin['name']} ({plugin['distribution']}, {status})")
+                for text in (plugin["description"], _parameter_text(plugin)):
+                    if text:
+                        click.echo(f"      {text}")
+            continue
         table = Table(title=f"{name}s", title_justify="left", expand=False)
         for column in ("name", "from", "status", "description", "parameters"):
             table.add_column(column, overflow="fold")
@@ -141,16 +150,24 @@ def list_plugins(kind: str | None, as_json: bool) -> None:
             status = (
                 "[green]ok[/]" if plugin["error"] is None else f"[red]broken[/]: {plugin['error']}"
             )
-            params = ", ".join(
-                f"{k}={v['default']}" + (f" ~ {v['search']}" if v.get("search") else "")
-                for k, v in plugin["parameters"].items()
-            )
             table.add_row(
-                plugin["name"], plugin["distribution"], status, plugin["description"], params
+                plugin["name"],
+                plugin["distribution"],
+                status,
+                plugin["description"],
+                _parameter_text(plugin),
             )
         out.print(table)
     for line in collisions:
         err.print(f"[yellow]name collision:[/] {line}")
+
+
+def _parameter_text(plugin: dict[str, Any]) -> str:
+    """``key=default`` for every parameter, with its search distribution after ``~``."""
+    return ", ".join(
+        f"{k}={v['default']}" + (f" ~ {v['search']}" if v.get("search") else "")
+        for k, v in plugin["parameters"].items()
+    )
 
 
 def _search_text(parameter: Any) -> str | None:
