@@ -686,7 +686,9 @@ def leaderboard_command(
     """Show the leaderboard: mean ± std and bootstrap CI over seeds, the paired difference
     to a reference method with its t-test p and verdict; ★ marks a method better than
     every other of its target."""
-    from gtbench.leaderboard import write_tables
+    import pandas as pd
+
+    from gtbench.leaderboard import RANKS_CSV, leaderboard, run_rows, write_tables
     from gtbench.sweep import ensure_writable
 
     if not (Path(results) / "runs").is_dir():
@@ -695,22 +697,19 @@ def leaderboard_command(
         if not (Path(folder) / "runs").is_dir():
             raise UsageError(f"--beside {folder!r}: no results there")
     if reference != "finetune":
-        from gtbench.leaderboard import resolve_reference, run_rows
+        from gtbench.leaderboard import resolve_reference
 
         reference = resolve_reference(run_rows(results, beside), reference)
     try:
         ensure_writable(Path(results))
         runs, board = write_tables(results, reference)
+        ranks = pd.read_csv(Path(results) / RANKS_CSV)  # just written: not computed twice
     except UsageError:
-        from gtbench.leaderboard import leaderboard, run_rows
-
         runs = run_rows(results)
-        board = leaderboard(runs, reference)
+        board, ranks = leaderboard(runs, reference, with_ranks=True)
     if beside:  # shown beside the user's, never written into the user's tables
-        from gtbench.leaderboard import leaderboard, run_rows
-
         runs = run_rows(results, beside)
-        board = leaderboard(runs, reference)
+        board, ranks = leaderboard(runs, reference, with_ranks=True)
     if grids is not None:
         from gtbench.leaderboard import export_grids
 
@@ -729,9 +728,7 @@ def leaderboard_command(
             )
         )
         return
-    from gtbench.leaderboard import leaderboard
-
-    _print_board(board, leaderboard(runs, reference, with_ranks=True)[1])
+    _print_board(board, ranks)
     _print_missing(results, runs)
 
 
