@@ -17,7 +17,7 @@ def test_run_prints_one_unwrapped_line_per_cell_when_not_a_terminal(tmp_path, mo
         "run", *FAST, "--methods", "finetune,scratch", "--seeds", "0", results=tmp_path
     )
     assert result.exit_code == 0, result.output
-    assert not cli._interactive()
+    assert not cli.interactive()
     cells = [line for line in result.output.splitlines() if re.match(r"\[\d+/2\] ", line)]
     assert len(cells) == 2
     for line in cells:

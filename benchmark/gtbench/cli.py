@@ -134,7 +134,7 @@ def list_plugins(kind: str | None, as_json: bool) -> None:
         out.print_json(json.dumps({"plugins": listing, "collisions": collisions}))
         return
     for name, plugins in listing.items():
-        if not _interactive():  # a log: lines never wrapped, one plugin per paragraph
+        if not interactive():  # a log: lines never wrapped, one plugin per paragraph
             click.echo(f"{name}s")
             for plugin in plugins:
                 status = "ok" if plugin["error"] is None else f"broken: {plugin['error']}"
@@ -576,7 +576,7 @@ def _run_with_progress(
         wait=wait,
         on_stale=lambda stale: _print_stale(stale, keep_stale),
     )
-    if not _interactive():
+    if not interactive():
         # Logs: one plain line per finished cell, never wrapped, no progress bars.
         counts = {"done": 0, "total": 0}
 
@@ -750,7 +750,7 @@ def print_table(
     """A rich table on a terminal; plain lines (one per row, never wrapped) in logs."""
     from gtbench.leaderboard import plain_lines
 
-    if not _interactive():
+    if not interactive():
         for line in plain_lines(title, headers, rows):
             click.echo(line)
         return
@@ -764,7 +764,7 @@ def print_table(
     out.print(table)
 
 
-def _interactive() -> bool:
+def interactive() -> bool:
     """Rich output (progress bars, tables) only when both streams are terminals."""
     return sys.stdout.isatty() and sys.stderr.isatty()
 

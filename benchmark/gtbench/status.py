@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -137,7 +136,9 @@ def status_command(results: str, show_all: bool, as_json: bool) -> None:
     }
     shown = sorted(shown, key=lambda r: (order[r["state"]], r["label"]))
     cells = [[r["state"], r["label"], r["run_id"], r["where"] or r["error"] or ""] for r in shown]
-    if not (sys.stdout.isatty() and sys.stderr.isatty()):  # a log: one plain line per cell
+    from gtbench.cli import interactive
+
+    if not interactive():  # a log: one plain line per cell
         for line in plain_lines("", headers, cells):
             click.echo(line)
         return
