@@ -522,6 +522,13 @@ def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
     return match.sort_values("seed")
 
 
+def row_seeds(runs: pd.DataFrame, row: pd.Series, column: str) -> dict[int, float]:
+    """seed → ``column`` of one leaderboard row: its latest ``ok`` run of each seed, as
+    the row's mean was computed."""
+    latest = row_runs(runs, row).sort_values("finished_at", kind="stable")
+    return _per_seed(latest.drop_duplicates("seed", keep="last"), column)
+
+
 def first_samples(results_dir: str | Path, runs: pd.DataFrame, row: pd.Series) -> Path | None:
     """``samples.png`` of the row's first seed that has one."""
     for run_id in row_runs(runs, row)["run_id"]:

@@ -59,11 +59,9 @@ def _default_values(record: dict[str, Any], searched: list[str]) -> dict[str, An
     return values
 
 
-def _per_seed(runs: pd.DataFrame, selection: str, column: str) -> dict[int, float]:
-    """seed → ``column`` of the latest run of each seed in ``selection``."""
-    chosen = runs[runs["selection"] == selection]
-    latest = chosen.sort_values("finished_at").drop_duplicates("seed", keep="last")
-    return {int(s): float(v) for s, v in zip(latest["seed"], latest[column], strict=True)}
+def _first_record(runs: pd.DataFrame) -> dict[str, Any] | None:
+    """The record of the first run of a leaderboard row (all hold the same settings)."""
+    return load_record(runs["origin"].iloc[0], runs["run_id"].iloc[0])
 
 
 def _json(value: Any) -> str:
@@ -73,7 +71,7 @@ def _json(value: Any) -> str:
 def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.DataFrame:
     """One row per target and method that has both a ``default`` and a tuned row."""
     from gtbench import stats
-    from gtbench.leaderboard import base_method, leaderboard, run_rows
+    from gtbench.leaderboard import base_method, leaderboard, row_runs, row_seeds, run_rows
 
     runs = run_rows(results_dir)
     if runs.empty:
@@ -83,8 +81,6 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
         return pd.DataFrame(columns=TUNING_COLUMNS)
     board = board[~board["stale"].astype(bool)].copy()
     board["base"] = board["method"].map(base_method)
-    ok = runs[(runs["status"] == "ok") & ~runs["stale"].astype(bool)].copy()
-    ok["base"] = ok["method"].map(base_method)
     rows = []
     for key, group in board.groupby([*TARGET, "base"], sort=False):
         default = group[group["selection"] == "default"]
@@ -94,17 +90,9 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
         d, t = default.iloc[0], tuned.iloc[0]
         metric = "fid" if d.get("ranked_by", "fid") != "kid" else "kid"
         column = _METRIC_COLUMN[metric]
-        target_runs = ok
-        for name, value in zip([*TARGET, "base"], key, strict=True):
-            target_runs = target_runs[target_runs[name] == value]
-
-        before = _per_seed(target_runs, "default", column)
-        after = _per_seed(target_runs, str(t["selection"]), column)
+        before, after = row_seeds(runs, d, column), row_seeds(runs, t, column)
         paired = stats.paired_comparison(before, after)
-        tuned_runs = target_runs[target_runs["selection"] == t["selection"]]
-        tuned_record = load_record(tuned_runs["origin"].iloc[0], tuned_runs["run_id"].iloc[0])
-        default_runs = target_runs[target_runs["selection"] == "default"]
-        default_record = load_record(default_runs["origin"].iloc[0], default_runs["run_id"].iloc[0])
+        tuned_record, default_record = (_first_record(row_runs(runs, row)) for row in (t, d))
         tuning = (tuned_record or {}).get("tuning") or {}
         history = {h.get("trial"): h for h in tuning.get("history", [])}
         selected = tuning.get("selected_trial")
