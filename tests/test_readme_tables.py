@@ -109,7 +109,7 @@ def test_readme_claims_about_seeds():
     import numpy as np
     from scipy import stats
 
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.results.leaderboard import leaderboard, run_rows
 
     runs = run_rows(ROOT / "results" / "reference")
     widths, ties = {}, {}
@@ -135,7 +135,7 @@ def test_readme_claims_about_seeds():
 
 @pytest.fixture(scope="module")
 def reference_runs():
-    from gtbench.leaderboard import run_rows
+    from gtbench.results.leaderboard import run_rows
 
     return run_rows(ROOT / "results" / "reference")
 
@@ -159,7 +159,7 @@ def reference_runs():
     ],
 )
 def test_docs_claims_against_the_papers(reference_runs, a, b, dataset, delta, verdict, p_below):
-    from gtbench.leaderboard import compare
+    from gtbench.results.leaderboard import compare
 
     (comparison,) = compare(reference_runs, a, b, dataset)
     result = comparison.result

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gtbench import stats
+from gtbench.measure import stats
 
 
 def _t_df2_two_sided_p(t):
