@@ -81,23 +81,14 @@ def ids() -> int:
     return 1 if differ or not total else 0
 
 
-# The fixed cells: the debug suite (no training, scratch, fine-tuning) plus methods with
-# their own hooks (augmentation, Fisher information, a patch head on D), and one
-# fine-tuning of a real pretrained source; 20 steps each, so seconds per cell.
+# The fixed cells: every built-in method on the debug suite (20 steps, seconds per cell),
+# one short fine-tuning of a real pretrained source, and two committed reference cells.
+METHODS = {
+    *("source-only", "scratch", "finetune", "cdc", "minegan", "adam", "rick", "freeze-d"),
+    *("diffaugment", "ada", "ewc", "adafm", "l2-sp", "dcl", "bsa", "freeze-g"),
+}
 CELLS = [
-    {
-        "suite": "debug",
-        "methods": [
-            "source-only",
-            "scratch",
-            "finetune",
-            "diffaugment",
-            "ada",
-            "ewc",
-            "cdc",
-            "freeze-d",
-        ],
-    },
+    {"suite": "debug", "methods": sorted(METHODS)},
     {
         "suite": "default",
         "sources": ["animals-dcgan32"],
