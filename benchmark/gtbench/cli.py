@@ -684,8 +684,9 @@ def leaderboard_command(
     results: str, fmt: str, grids: str | None, reference: str, beside: tuple[str, ...]
 ) -> None:
     """Show the leaderboard: mean ± std and bootstrap CI over seeds, the paired difference
-    to a reference method with its t-test p and verdict; ★ marks a method better than
-    every other of its target."""
+    to a reference method with its t-test CI, p and verdict, and the family-wise (Holm)
+    verdict over the target's methods; ★ marks a method better than every other of its
+    target (Holm)."""
     import pandas as pd
 
     from gtbench.leaderboard import RANKS_CSV, leaderboard, run_rows, write_tables
@@ -829,7 +830,7 @@ def compare(
     method_a: str, method_b: str, dataset: str | None, results: str, beside: tuple[str, ...]
 ) -> None:
     """Compare two methods seed by seed on every target both ran: Δ = B − A per seed,
-    its mean with a bootstrap 95 % CI, the paired t-test p and the verdict."""
+    its mean with the paired t-test's 95 % CI, its p and the verdict."""
     from gtbench.leaderboard import compare_command_lines
 
     for line in compare_command_lines(results, method_a, method_b, dataset, beside):
