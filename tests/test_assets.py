@@ -27,7 +27,7 @@ from gtbench.files.assets import (
     instructions,
     is_cached,
 )
-from gtbench.plugin.base import registry
+from gtbench.plugin import registry
 
 PAYLOAD = b"some weights" * 1000
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

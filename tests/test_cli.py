@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from gtbench.api import Method
-from gtbench.plugin.base import registry
+from gtbench.plugin import registry
 from tests.helpers import FAST, gtbench
 
 

@@ -23,7 +23,7 @@ from gtbench.api import (
     check_source,
 )
 from gtbench.errors import PluginError
-from gtbench.plugin.base import registry
+from gtbench.plugin import registry
 from tests.helpers import FAST, gtbench
 from tests.plugins import test_every_plugin
 

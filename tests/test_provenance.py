@@ -19,7 +19,7 @@ from gtbench.api import Parameter
 from gtbench.cli.status import cell_states
 from gtbench.plan.cells import identity_of, plan_suite, run_id_of
 from gtbench.plan.suite import load_suite
-from gtbench.plugin.base import registry
+from gtbench.plugin import registry
 from gtbench.results.records import (
     FAILED_RECORD,
     RECORD,

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from gtbench.errors import GtbenchError, PluginError, UsageError
-from gtbench.plugin.base import registry
+from gtbench.plugin import registry
 
 # Answering `--help` or a usage error must not wait for torch, torch-fidelity or pandas
 # (seconds): this module imports them only inside the commands that need them, and the

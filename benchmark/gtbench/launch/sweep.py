@@ -14,7 +14,8 @@ from typing import Any
 
 from gtbench.errors import UsageError
 from gtbench.plan.cells import Plan, Skipped, describe, make_plugin
-from gtbench.plugin.base import LaunchRequest, registry
+from gtbench.plugin import registry
+from gtbench.plugin.base import LaunchRequest
 from gtbench.plugin.spec import parse_spec
 from gtbench.results.leaderboard import PLAN_JSON, write_tables
 from gtbench.results.records import (

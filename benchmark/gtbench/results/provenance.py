@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gtbench.plugin.base import registry
+from gtbench.plugin import registry
 
 _PACKAGES = ("gtbench", "torch", "torchvision", "torch-fidelity", "timm", "numpy", "scipy")
 
