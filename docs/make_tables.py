@@ -1,5 +1,5 @@
-"""Print the README's result tables (Markdown) from the committed CSVs, so every number in
-them can be regenerated rather than typed:
+"""Print the result tables of docs/leaderboard.md and docs/tuning.md (Markdown) from the
+committed CSVs, so every number in them can be regenerated rather than typed:
 
     python docs/make_tables.py leaderboard results/reference/leaderboard.csv
     python docs/make_tables.py tuning results/tuned/tuning.csv

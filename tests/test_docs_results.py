@@ -1,7 +1,7 @@
-"""What the README and docs/methods.md say about the committed results, proved from the
-committed files: each table equals what ``docs/make_tables.py`` prints from the CSVs, and
-each claim in the prose (verdicts, p bounds, ranks, CI widths, paired differences) is
-recomputed from the records."""
+"""What docs/leaderboard.md, docs/tuning.md and docs/methods.md say about the committed
+results, proved from the committed files: each table equals what ``docs/make_tables.py``
+prints from the CSVs, and each claim in the prose (verdicts, p bounds, ranks, CI widths,
+paired differences) is recomputed from the records."""
 
 import importlib.util
 from pathlib import Path
@@ -19,17 +19,17 @@ def _make_tables():
 
 
 @pytest.mark.parametrize(
-    ("kind", "csv"),
+    ("kind", "csv", "page"),
     [
-        ("leaderboard", "results/reference/leaderboard.csv"),
-        ("ranks", "results/reference/ranks.csv"),
-        ("tuning", "results/tuned/tuning.csv"),
+        ("leaderboard", "results/reference/leaderboard.csv", "docs/leaderboard.md"),
+        ("ranks", "results/reference/ranks.csv", "docs/leaderboard.md"),
+        ("tuning", "results/tuned/tuning.csv", "docs/tuning.md"),
     ],
 )
-def test_readme_table_equals_the_committed_csv(kind, csv):
+def test_docs_table_equals_the_committed_csv(kind, csv, page):
     table = "\n".join(getattr(_make_tables(), f"{kind}_table")(str(ROOT / csv)))
     assert table.count("\n") >= 3
-    assert table in (ROOT / "README.md").read_text(), f"README's {kind} table is not {csv}"
+    assert table in (ROOT / page).read_text(), f"{page}'s {kind} table is not {csv}"
 
 
 def _csv(path: str):
@@ -38,7 +38,7 @@ def _csv(path: str):
     return pd.read_csv(ROOT / path)
 
 
-def test_readme_claims_about_the_committed_leaderboard():
+def test_leaderboard_page_claims_about_the_committed_leaderboard():
     """ "No method beats plain fine-tuning here" and the sentences after it."""
     board = _csv("results/reference/leaderboard.csv")
     assert not board["stale"].any() and set(board["n_seeds"]) == {8}
@@ -91,7 +91,7 @@ def test_no_committed_verdict_disagrees_with_its_interval(folder):
     assert (board["verdict_holm"].isin(["better", "worse"]) == (board["delta_p_holm"] < 0.05)).all()
 
 
-def test_readme_claims_about_the_tuning_study():
+def test_tuning_page_claims_about_the_study():
     """ "What it supports, with 3 seeds and 4 trials"."""
     table = _csv("results/tuned/tuning.csv")
     trains = table["method"] != "source-only"  # nothing to tune: its one trial is itself
@@ -152,7 +152,7 @@ def test_readme_claims_about_the_tuning_study():
     }
 
 
-def test_readme_claims_about_seeds():
+def test_leaderboard_page_claims_about_seeds():
     """ "Seeds matter": the CIs at 3 and 8 seeds, and the extrapolated seed counts."""
     import numpy as np
     from scipy import stats
