@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import Dataset, Method, Parameter
-from gtbench.cells import make_plugin, plan_suite, plugin_ref
 from gtbench.errors import UsageError
-from gtbench.evaluation import PROTOCOL_VERSION
-from gtbench.images import image_sha256s
-from gtbench.records import load_record, write_record
-from gtbench.search import IntUniform, LogUniform
-from gtbench.suite import load_suite, suite_from_mapping
-from gtbench.tuning import (
+from gtbench.measure.evaluation import PROTOCOL_VERSION
+from gtbench.plan.cells import make_plugin, plan_suite, plugin_ref
+from gtbench.plan.suite import load_suite, suite_from_mapping
+from gtbench.plugin import registry
+from gtbench.plugin.images import image_sha256s
+from gtbench.plugin.search import IntUniform, LogUniform
+from gtbench.results.records import load_record, write_record
+from gtbench.tune.tuning import (
     TRAINER_SEARCH,
     TuneSettings,
     final_plan,
@@ -389,7 +389,7 @@ def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
     chosen = history[tuned[0]["tuning"]["selected_trial"]]
     assert tuned[0]["hparams"]["train"]["lr_g"] == chosen["train"].get("lr_g", 2e-4)
     # a trial or a tuned run never supersedes the default run of equal settings
-    from gtbench.records import stale_reasons
+    from gtbench.results.records import stale_reasons
 
     assert stale_reasons(tmp_path) == {}
     # the default-vs-tuned table: one row, the chosen values beside the defaults
@@ -412,7 +412,7 @@ def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
 
 def test_validation_target_at_the_source_format() -> None:
     """Trials of animals-dcgan32 see the validation cats converted like the shots."""
-    from gtbench.runner import MatchedTarget
+    from gtbench.launch.runner import MatchedTarget
 
     dataset = make_plugin("dataset", plugin_ref("dataset", "animals-cat:res=28"))
     trial = MatchedTarget(dataset, 32, 1, "validation")
@@ -447,7 +447,7 @@ def test_tune_on_a_batchnorm_source(tmp_path: Path) -> None:
 def test_leaderboard_pairs_tuned_methods_and_leaves_trials_out(tmp_path: Path) -> None:
     """Tuned rows differ in the learning rates tuning chose, yet share a target (the
     budget) so each is paired with tuned finetune; trial records are never ranked."""
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.results.leaderboard import leaderboard, run_rows
 
     suite, _ = _debug_suite(["finetune", "probe"])
     suite.override(seeds=[0, 1, 2])
@@ -484,7 +484,7 @@ def test_default_and_tuned_rows_are_ranked_apart_under_method_names(tmp_path: Pa
     selection (a method counts once per target in each), tuned methods are ranked under
     their name whatever values tuning chose, and a tuned reference with parameters
     (``--reference probe``) is still found in the tuned rows."""
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.results.leaderboard import leaderboard, run_rows
 
     suite, _ = _debug_suite(["finetune", "probe"])
     suite.override(seeds=[0, 1, 2])
