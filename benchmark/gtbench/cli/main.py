@@ -458,12 +458,9 @@ def run(
         force,
         not no_wait,
         keep_stale,
+        reference,
     )
     _print_summary(summary, results, time.perf_counter() - started)
-    if reference != DEFAULT_REFERENCE:
-        from gtbench.results.leaderboard import write_tables
-
-        write_tables(results, reference)
     _print_run_board(results, {cell["run_id"] for cell in plan.cells}, reference)
     _print_next_steps(results)
     sys.exit(summary.exit_code)
@@ -571,6 +568,7 @@ def _run_with_progress(
     force: bool,
     wait: bool,
     keep_stale: bool = False,
+    reference: str = DEFAULT_REFERENCE,
 ) -> Any:
     from gtbench.launch.sweep import cell_label, run_sweep
 
@@ -581,6 +579,7 @@ def _run_with_progress(
         force=force,
         keep_stale=keep_stale,
         wait=wait,
+        reference=reference,
         on_stale=lambda stale: _print_stale(stale, keep_stale),
     )
     if not interactive():

@@ -282,7 +282,14 @@ def _adapt_and_evaluate(
     extractor = make_plugin("extractor", cell["eval"]["extractor"])
     info = source.info
     target = MatchedTarget(dataset, info.resolution, info.channels, cell.get("split", "evaluation"))
-    split = target.split(cell["shots"], cell["seed"])
+    apart_from = cell.get("shots_apart_from_seeds")
+    if apart_from is not None:  # a tuning trial: shots disjoint from every evaluation seed's
+        try:
+            split = dataset.split_apart(cell["shots"], cell["seed"], apart_from)
+        except ValueError as error:
+            raise GtbenchError(str(error)) from None
+    else:
+        split = target.split(cell["shots"], cell["seed"])
     shots = target.images()[list(split.train)]
     if cell.get("dataset_content") and target.content_hash() != cell["dataset_content"]:
         raise GtbenchError(
@@ -290,6 +297,10 @@ def _adapt_and_evaluate(
             "(content hash); run `gtbench run` again to plan it anew"
         )
     record["train_indices"] = list(split.train)
+    # by content, so that a trial's shots can be checked against every evaluated seed's
+    record["shot_sha256"] = dataset.shot_sha256s(split)
+    if apart_from is not None:
+        record["shots_apart_from_seeds"] = list(apart_from)
     # by content at the matched resolution: the images the generator trains on and is judged by
     record["shot_eval_overlap"] = target.shot_eval_overlap(split)
     if record["shot_eval_overlap"] and not target.allows_overlap():
