@@ -39,6 +39,7 @@ from gtbench.results.records import (
     run_dir,
     write_record,
 )
+from gtbench.results.timestamps import utc_now
 from gtbench.train.device import default_device
 from gtbench.train.method import Method
 from gtbench.train.trainer import TrainConfig, build_context, curve_steps, recompute_batchnorm_stats
@@ -160,7 +161,7 @@ def run_cell(
         "eval": dict(cell["eval"]),
         "metrics": {},
         "timings": {},
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_at": utc_now(),
         "gtbench_version": __version__,
     }
     if cell.get("tuning"):  # how the configuration was chosen, with every trial
@@ -181,7 +182,7 @@ def run_cell(
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         atomic_write_text(folder / TRACEBACK, traceback.format_exc())
         record["traceback"] = TRACEBACK
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record["finished_at"] = utc_now()
     if record["status"] == "ok":
         _move_in(work, folder)
         (folder / TRACEBACK).unlink(missing_ok=True)

@@ -48,6 +48,7 @@ import pandas as pd
 
 from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.results.records import DEFAULT_SELECTION, atomic_write_text, iter_records, selection_of
+from gtbench.results.timestamps import timestamp_key
 
 KEY = ["source", "method", "dataset", "shots", "extractor"]
 LEAD_METRICS = ["fid", "kid_mean"]
@@ -338,9 +339,7 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
         m for m in metrics if m not in LEAD_METRICS
     )
     # one record per row and seed: the latest finished one
-    latest = ok.sort_values("finished_at", kind="stable").drop_duplicates(
-        [*_ROW, "seed"], keep="last"
-    )
+    latest = by_finish(ok).drop_duplicates([*_ROW, "seed"], keep="last")
     grouped = latest.groupby(_ROW, sort=True, dropna=False)
     board = grouped["seed"].nunique().rename("n_seeds").to_frame()
     board["fid_valid"] = grouped["fid_valid"].agg(lambda v: bool(v.astype(bool).all()))
@@ -541,6 +540,16 @@ def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     return written
 
 
+def by_finish(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` in the order their records finished: by the instant ``finished_at`` names
+    (offsets honoured), never by the string, so records from other time zones interleave
+    correctly."""
+    if runs.empty or "finished_at" not in runs:
+        return runs
+    order = runs["finished_at"].map(timestamp_key).sort_values(kind="stable").index
+    return runs.loc[order]
+
+
 def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
     """The ``ok`` runs of one leaderboard row, by seed."""
     match = runs[runs["status"] == "ok"]
@@ -553,7 +562,7 @@ def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
 def row_seeds(runs: pd.DataFrame, row: pd.Series, column: str) -> dict[int, float]:
     """seed → ``column`` of one leaderboard row: its latest ``ok`` run of each seed, as
     the row's mean was computed."""
-    latest = row_runs(runs, row).sort_values("finished_at", kind="stable")
+    latest = by_finish(row_runs(runs, row))
     return _per_seed(latest.drop_duplicates("seed", keep="last"), column)
 
 
