@@ -1,5 +1,6 @@
 """The public plugin API of gtbench: everything a source, method, dataset, extractor or
-launcher plugin may import, in one module.
+launcher plugin may import, in one module (a launcher also uses :mod:`gtbench.launcher`
+to run cells and read their records).
 
 Built-in plugins (``gtbench_plugins``) and third-party ones import this module and
 :mod:`gtbench.errors` only; import-linter contracts (``pyproject.toml``) keep it so. The
@@ -7,9 +8,7 @@ names live in the core's packages (:mod:`gtbench.plugin`, :mod:`gtbench.train`,
 :mod:`gtbench.files`); this package re-exports them so the surface has one address. It may
 import every package of gtbench except :mod:`gtbench.cli`; nothing in the core imports it.
 
-Launchers may also use the small runner API at the end of ``__all__`` (``run_cell``,
-the record helpers, ``write_tables``); those are imported lazily on first access so that
-importing the API stays cheap (no torch-fidelity, no pandas).
+``load_pretrained`` is imported on first access so that importing the API stays cheap.
 """
 
 from __future__ import annotations
@@ -34,12 +33,9 @@ from gtbench.plugin.base import (
 )
 from gtbench.plugin.contracts import check_dataset, check_source
 from gtbench.plugin.images import (
-    as_rgb,
     image_sha256s,
     match_format,
     save_grid,
-    tensor_sha256,
-    to_uint8,
     to_unit_range,
 )
 from gtbench.plugin.networks import BlockNetwork, Discriminator, Generator
@@ -56,16 +52,6 @@ from gtbench.train.trainer import (
 )
 
 if TYPE_CHECKING:
-    from gtbench.launch.runner import CellOutcome, run_cell
-    from gtbench.results.leaderboard import write_tables
-    from gtbench.results.records import (
-        FAILED_RECORD,
-        RECORD,
-        RUNNING,
-        load_record,
-        run_dir,
-        write_record,
-    )
     from gtbench.train.pretrain import load_pretrained
 
 __all__ = [
@@ -107,12 +93,9 @@ __all__ = [
     "LogUniform",
     "Uniform",
     # images
-    "as_rgb",
     "match_format",
     "save_grid",
     "image_sha256s",
-    "tensor_sha256",
-    "to_uint8",
     "to_unit_range",
     # assets (files a plugin downloads: sha256-verified, cached, pre-fetched)
     "Asset",
@@ -120,30 +103,9 @@ __all__ = [
     "fetch",
     "sha256_file",
     "load_pretrained",
-    # the runner API for launchers (lazy)
-    "CellOutcome",
-    "FAILED_RECORD",
-    "RECORD",
-    "RUNNING",
-    "load_record",
-    "run_cell",
-    "run_dir",
-    "write_record",
-    "write_tables",
 ]
 
-_LAZY = {
-    "CellOutcome": "gtbench.launch.runner",
-    "RUNNING": "gtbench.results.records",
-    "run_cell": "gtbench.launch.runner",
-    "RECORD": "gtbench.results.records",
-    "FAILED_RECORD": "gtbench.results.records",
-    "load_record": "gtbench.results.records",
-    "run_dir": "gtbench.results.records",
-    "write_record": "gtbench.results.records",
-    "write_tables": "gtbench.results.leaderboard",
-    "load_pretrained": "gtbench.train.pretrain",
-}
+_LAZY = {"load_pretrained": "gtbench.train.pretrain"}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,8 +7,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from gtbench.api import FAILED_RECORD, RECORD, RUNNING, load_record, run_dir, write_record
 from gtbench.errors import PluginError
+from gtbench.launcher import FAILED_RECORD, RECORD, RUNNING, load_record, run_dir, write_record
 
 Stamp = tuple[tuple[int, int] | None, ...]
 

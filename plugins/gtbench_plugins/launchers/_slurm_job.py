@@ -8,7 +8,7 @@ from typing import Any
 
 import submitit
 
-from gtbench.api import run_cell, write_tables
+from gtbench.launcher import run_cell, write_tables
 
 
 class CellJob(submitit.helpers.Checkpointable):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from gtbench.api import Launcher, LaunchRequest, run_cell
+from gtbench.api import Launcher, LaunchRequest
+from gtbench.launcher import run_cell
 
 
 class LocalLauncher(Launcher):

@@ -35,7 +35,7 @@ DEVICE_ENV = "GTBENCH_DEVICE"
 def _run(cell: dict[str, Any], results_dir: str, threads: int) -> str:
     import torch
 
-    from gtbench.api import run_cell
+    from gtbench.launcher import run_cell
 
     torch.set_num_threads(threads)
     return run_cell(cell, results_dir).status

@@ -23,7 +23,7 @@ def _run(cell: dict[str, Any], results_dir: str, threads: int) -> str:
     """The task body: runs in a Ray worker."""
     import torch
 
-    from gtbench.api import run_cell
+    from gtbench.launcher import run_cell
 
     torch.set_num_threads(threads)
     return run_cell(cell, results_dir).status

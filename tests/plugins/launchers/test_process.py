@@ -13,8 +13,9 @@ import time
 import pandas as pd
 import pytest
 
-from gtbench.api import LaunchRequest, load_record
+from gtbench.api import LaunchRequest
 from gtbench.errors import UsageError
+from gtbench.launcher import load_record
 from gtbench.plugin import registry
 from gtbench_plugins.launchers import process
 from tests.helpers import FAST, gtbench

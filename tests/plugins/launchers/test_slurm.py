@@ -220,7 +220,7 @@ def test_no_wait_option_of_run_sweep(tmp_path, capsys):
 def test_a_failed_force_rerun_keeps_the_jobs_own_error(tmp_path):
     """A ``--force`` rerun that fails writes ``record.failed.json`` beside the kept ok
     record; the parent must not replace the job's error with "ended without a record"."""
-    from gtbench.api import FAILED_RECORD, run_dir, write_record
+    from gtbench.launcher import FAILED_RECORD, run_dir, write_record
     from gtbench_plugins.launchers._common import record_lost_cell, record_stamp
 
     cell = {
