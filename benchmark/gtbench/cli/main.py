@@ -1,4 +1,4 @@
-"""The ``gtbench`` command line (the public contract of DESIGN.md).
+"""The ``gtbench`` command line (its public contract: docs/usage.md).
 
 Every error the user can cause prints as one line; exit status 0 when every cell
 succeeded or was already done, 1 when any cell failed, 2 for a usage error."""
