@@ -139,28 +139,55 @@ def generate_images(
 ) -> torch.Tensor:
     """``n`` samples as uint8 N×C×H×W on the CPU, identical for a seed whatever the batch size.
 
-    All latents are drawn up front on the CPU from ``torch.Generator().manual_seed(seed)``
-    so the samples depend on the seed only. The generator runs in eval mode under
-    ``no_grad`` and its previous mode is restored afterwards."""
+    Every random draw comes from ``seed``: the latents are drawn up front on the CPU from
+    ``torch.Generator().manual_seed(seed)``, then one seed per sample from the same
+    generator for the draws a forward pass makes itself (:meth:`Generator.sample_noise`:
+    StyleGAN2's noise maps). Draws a generator still makes from torch's global RNG come
+    from that RNG seeded with ``seed`` for this call and restored afterwards, so
+    generating never shifts the caller's random stream. The generator runs in eval mode
+    under ``no_grad`` and its previous mode is restored afterwards."""
     if n < 1:
         raise UsageError(f"cannot generate {n} images: n must be at least 1")
     device = torch.device(device)
-    latents = generator.sample_latent(
-        n, generator=torch.Generator().manual_seed(seed), device="cpu"
-    )
+    rng = torch.Generator().manual_seed(seed)
+    latents = generator.sample_latent(n, generator=rng, device="cpu")
+    noise_seeds = torch.randint(0, 2**63 - 1, (n,), generator=rng).tolist()
     was_training = generator.training
     generator.eval()
     batches = []
     try:
-        with torch.no_grad(), _truncation(generator, truncation) as extra:
+        with (
+            torch.random.fork_rng(devices=_rng_devices(device)),
+            torch.no_grad(),
+            _truncation(generator, truncation) as extra,
+        ):
+            _seed_global_rng(seed, device)
             for start in range(0, n, batch_size):
                 z = latents[start : start + batch_size].to(device)
-                batches.append(to_uint8(generator(z, **extra)).cpu())
+                noise = generator.sample_noise(
+                    noise_seeds[start : start + batch_size], device=device
+                )
+                batches.append(to_uint8(generator(z, **extra, **noise)).cpu())
                 if progress is not None:
                     progress("generate", min(start + batch_size, n), n)
     finally:
         generator.train(was_training)
     return torch.cat(batches)
+
+
+def _seed_global_rng(seed: int, device: torch.device) -> None:
+    """Seed torch's CPU RNG and, generating on a GPU, that GPU's (the ones forked)."""
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose RNG state generating on ``device`` may use (none on a CPU)."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
 # --------------------------------------------------------------------------- features
