@@ -378,6 +378,13 @@ def _check_suite_names(suite: Any) -> None:
     help="list the cells that would run and the stale records; run nothing",
 )
 @click.option("--reference", default="finetune", help="method the paired statistics compare with")
+@click.option(
+    "--portable-cpu",
+    is_flag=True,
+    help="CPU results that do not depend on which x86-64 CPU computes them: torch's kernels "
+    "at their baseline instruction set, oneDNN at SSE4.1, MKL in COMPATIBLE mode (for "
+    "this process and its workers; about 2-3x slower; docs/results.md)",
+)
 def run(
     sources: str | None,
     methods: str | None,
@@ -400,6 +407,7 @@ def run(
     device: str | None,
     curve: int | None,
     reference: str,
+    portable_cpu: bool,
 ) -> None:
     """Run a sweep: sources × methods × datasets × shots × seeds."""
     import time
@@ -416,6 +424,10 @@ def run(
     _int_list("shots", shots)
     _int_list("seeds", seeds)
     _check_device(device)
+    if portable_cpu:  # before torch computes anything: its libraries read these once
+        from gtbench.results.provenance import use_portable_cpu
+
+        use_portable_cpu()
 
     from gtbench.plan.cells import plan_suite
     from gtbench.plan.suite import DEFAULT_SUITE, load_suite

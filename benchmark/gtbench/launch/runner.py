@@ -171,6 +171,9 @@ def run_cell(
             **provenance.environment(),
             # CPU training sums depend on the thread count (evaluation does not)
             "torch_threads": torch.get_num_threads(),
+            # CPU model and instruction set used (GPU name and driver on a GPU): other
+            # hardware gives other last digits (docs/results.md)
+            "hardware": provenance.hardware(default_device()),
         }
         _adapt_and_evaluate(cell, work, record, report)
         record["status"] = "ok"

@@ -46,6 +46,7 @@ from typing import Any
 
 import pandas as pd
 
+from gtbench.results import provenance
 from gtbench.results.records import DEFAULT_SELECTION, atomic_write_text, iter_records, selection_of
 
 KEY = ["source", "method", "dataset", "shots", "extractor"]
@@ -169,13 +170,32 @@ def run_rows(results_dir: str | Path, beside: Sequence[str | Path] = ()) -> pd.D
     ``beside``: other results folders (e.g. the committed reference results) whose records
     join the table, so a user's cells are paired with and ranked beside them. Column
     ``origin`` names each row's folder; a run_id present in several folders counts once
-    (the first folder wins: the same run_id is the same configuration)."""
+    (the first folder wins: the same run_id is the same configuration). Column
+    ``machine`` names the hardware class that computed each record; with ``beside``,
+    ``other_hardware`` is true for a record from another folder whose machine is not
+    one of the user's (their records' or this machine's): its last digits differ."""
     frames = [_folder_rows(folder) for folder in (results_dir, *beside)]
+    if beside:
+        _mark_other_hardware(frames)
     frames = [frame for frame in frames if not frame.empty]
     if not frames:
         return pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True).drop_duplicates("run_id", keep="first")
     return frame.sort_values(KEY + ["seed", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def _mark_other_hardware(frames: list[pd.DataFrame]) -> None:
+    """Set ``other_hardware`` in every frame: the first is the user's own folder (never
+    marked); a record of the others is marked when its machine is unknown or is none of
+    the user's records' machines nor this machine's."""
+    own = frames[0]
+    yours = {provenance.current_machine()}
+    if not own.empty:
+        yours |= set(own["machine"])
+    yours.discard("unknown")
+    for position, frame in enumerate(frames):
+        if not frame.empty:
+            frame["other_hardware"] = position > 0 and ~frame["machine"].isin(yours)
 
 
 def run_folder(runs: pd.DataFrame, results_dir: str | Path, run_id: str) -> Path:
@@ -208,6 +228,7 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
             "stale": record["run_id"] in stale,
             "stale_reason": stale.get(record["run_id"], ""),
             "origin": str(results_dir),
+            "machine": provenance.machine(record.get("environment")),
         }
         metrics = record.get("metrics", {})
         for name, value in sorted(metrics.items()):
@@ -243,6 +264,8 @@ _NOT_AVERAGED = {
     "stale",
     "stale_reason",
     "origin",
+    "machine",
+    "other_hardware",
     "run_id",
     "status",
     "seed",
@@ -353,6 +376,8 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
     for name in BUDGET:
         if name in latest and latest[name].notna().any():
             board[name] = grouped[name].mean()
+    if "other_hardware" in latest:  # --beside: a row with any record from other hardware
+        board["other_hardware"] = grouped["other_hardware"].agg(lambda v: bool(v.any()))
     board = board.reset_index()
     board["n_seeds"] = board["n_seeds"].astype(int)
     seeds = []
@@ -607,6 +632,17 @@ def _signed(value: Any) -> str:
     return "–" if _missing(value) else ("+" if value > 0 else "") + number(value)
 
 
+OTHER_HARDWARE = (
+    "† records from other hardware than yours (CPU model and instruction set, or GPU): "
+    "their last digits differ (about 0.2 % of FID after 100 steps; docs/results.md)"
+)
+
+
+def _other_hardware(row: pd.Series) -> bool:
+    value = row.get("other_hardware", False)
+    return False if _missing(value) else bool(value)
+
+
 def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], list[bool]]:
     """The terminal leaderboard as text: (title, headers, rows, bold flags). Identity
     columns with one value across all rows go to the title."""
@@ -619,6 +655,8 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
     elif selections != {DEFAULT_SELECTION}:
         constant.append("selection")
     title = BOARD_TITLE
+    if any(_other_hardware(row) for _, row in board.iterrows()):
+        title += "\n" + OTHER_HARDWARE
     if constant:
         title += "\n" + ", ".join(f"{c} {board[c].iloc[0]}" for c in constant)
     references = sorted(set(board["reference"].dropna())) if "reference" in board else []
@@ -640,6 +678,7 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
         if row.get("fid_valid") is False or row.get("fid_valid") == 0:
             fid += " (not valid)"
         stale = " (stale)" if bool(row.get("stale", False)) else ""
+        stale += " †" if _other_hardware(row) else ""
         cells = [str(row[c]) for c in shown] + [
             ("★ " if index in best else "") + str(row["method"]) + stale,
             str(row["n_seeds"]),
