@@ -484,3 +484,44 @@ def test_beside_marks_rows_from_other_hardware(tmp_path):
     assert "records from other hardware" in result.output
     alone = gtbench("leaderboard", results=mine)
     assert "†" not in alone.output and "other hardware" not in alone.output
+
+
+def _run_in_process(results, *extra, env=None):
+    """The default suite's finetune, seed 0, 20 steps, in a process of its own with a cache
+    of its own (reference features computed there too, under its instruction sets)."""
+    import shutil
+    import subprocess
+    import sys
+
+    cache = results.parent / f"{results.name}-cache"
+    shutil.copytree(Path(os.environ["GTBENCH_CACHE"]) / "downloads", cache / "downloads")
+    command = [sys.executable, "-c", "from gtbench.cli.main import main; main()", "run",
+               "--methods", "finetune", "--seeds", "0", "--iters", "20", "--n-samples", "200",
+               "--launcher", "local", "--results", str(results), *extra]  # fmt: skip
+    environment = {**os.environ, "GTBENCH_CACHE": str(cache), **(env or {})}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    assert done.returncode == 0, done.stderr
+    (record,) = _records(results).values()
+    return record
+
+
+@pytest.mark.slow
+def test_portable_cpu_numbers_do_not_follow_the_instruction_set(tmp_path):
+    """The claim of docs/results.md, on a short cell: natively, torch's AVX2 and AVX-512
+    kernels give other numbers (where the CPU has both: the check can fail); under
+    --portable-cpu, the instruction sets torch and MKL are allowed change nothing."""
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        pytest.skip("needs a CPU whose torch kernels are AVX-512")
+    native = _run_in_process(tmp_path / "native")
+    avx2 = _run_in_process(tmp_path / "avx2", env={"ATEN_CPU_CAPABILITY": "avx2"})
+    assert avx2["environment"]["hardware"]["cpu_capability"] == "AVX2"
+    assert native["metrics"]["fid"] != avx2["metrics"]["fid"]
+    portable = _run_in_process(tmp_path / "portable", "--portable-cpu")
+    capped = _run_in_process(
+        tmp_path / "capped",
+        "--portable-cpu",
+        env={"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+    )
+    assert capped["environment"]["hardware"]["cpu_capability"] == "DEFAULT"
+    assert portable["metrics"] == capped["metrics"]
+    assert portable["metrics"]["fid"] != native["metrics"]["fid"]

@@ -383,7 +383,7 @@ def _check_suite_names(suite: Any) -> None:
     is_flag=True,
     help="CPU results that do not depend on which x86-64 CPU computes them: torch's kernels "
     "at their baseline instruction set, oneDNN at SSE4.1, MKL in COMPATIBLE mode (for "
-    "this process and its workers; about 2-3x slower; docs/results.md)",
+    "this process and its workers; training about 4x slower; docs/results.md)",
 )
 def run(
     sources: str | None,

@@ -49,6 +49,9 @@ ISA_VARIABLES = (
     "MKL_CBWR",
     "MKL_ENABLE_INSTRUCTIONS",
 )
+# Thread counts of the OpenMP/BLAS libraries: a sum split over more threads rounds
+# differently (FID's matrix square root too, in its 14th digit).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # The lowest instruction set of each, and MKL's cross-CPU reproducible mode: CPU results
 # that do not depend on which x86-64 CPU computes them, at a cost (docs/results.md).
 PORTABLE_CPU = {
@@ -119,9 +122,9 @@ def hardware(device: Any) -> dict[str, Any]:
     """What computed a cell's numbers, beyond package versions: the CPU (model, vendor,
     family, model number and stepping, vector features), the instruction set torch's CPU
     kernels actually use (``get_cpu_capability``: AVX512, AVX2 or DEFAULT) and the
-    variables pinning oneDNN's and MKL's; on a GPU its name, compute capability, driver
-    and cuDNN. Results are bit-identical only between records whose hardware (and
-    ``torch_threads``) agree."""
+    variables pinning oneDNN's and MKL's, and the OpenMP/BLAS thread variables; on a GPU
+    its name, compute capability, driver and cuDNN. Results are bit-identical only between
+    records whose hardware (and ``torch_threads``) agree."""
     import torch
 
     device = torch.device(device)
@@ -129,6 +132,9 @@ def hardware(device: Any) -> dict[str, Any]:
         **cpu_info(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "isa_settings": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
+        "thread_settings": {
+            name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ
+        },
     }
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
