@@ -482,6 +482,10 @@ def test_beside_marks_rows_from_other_hardware(tmp_path):
     assert "†" in lines["scratch"] and "†" in lines["source-only"]
     assert "†" not in lines["finetune"]
     assert "records from other hardware" in result.output
+    compared = gtbench("compare", "finetune", "scratch", "--beside", str(other), results=mine)
+    assert compared.exit_code == 0, compared.output
+    assert "scratch: † records from other hardware" in compared.output
+    assert "finetune," not in compared.output
     alone = gtbench("leaderboard", results=mine)
     assert "†" not in alone.output and "other hardware" not in alone.output
 

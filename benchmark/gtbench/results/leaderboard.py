@@ -872,4 +872,9 @@ def compare_command_lines(
     a, b = (_method_named(name, methods) for name in (a, b))
     for comparison in compare(runs, a, b, dataset):
         lines += [*comparison_lines(comparison, a, b), ""]
+    if "other_hardware" in runs:
+        marked = runs.loc[runs["other_hardware"].astype(bool), "method"]
+        other = [name for name in (a, b) if (marked == name).any()]
+        if other and lines:
+            lines += [f"{', '.join(other)}: {OTHER_HARDWARE}", ""]
     return lines[:-1]
