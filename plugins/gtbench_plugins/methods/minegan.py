@@ -15,6 +15,7 @@ then G and miner train together with one Adam (lr 0.001, β = (0, 0.99)).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -62,8 +63,13 @@ class MinedGenerator(Generator):
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.generator.forward_features(self.mine(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator(self.mine(x))
+    def sample_noise(self, seeds: Sequence[int], *, device: Any = None) -> dict[str, Any]:
+        """The wrapped G's own random inputs (StyleGAN2's noise maps), drawn per seed."""
+        return self.generator.sample_noise(seeds, device=device)
+
+    def forward(self, x: torch.Tensor, noise: Any = None) -> torch.Tensor:
+        mined = self.mine(x)
+        return self.generator(mined) if noise is None else self.generator(mined, noise=noise)
 
     def __getattr__(self, name: str) -> Any:
         # Source-specific extras (truncation helpers, resolution...) stay reachable.
