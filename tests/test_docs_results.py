@@ -32,6 +32,14 @@ def test_docs_table_equals_the_committed_csv(kind, csv, page):
     assert table in (ROOT / page).read_text(), f"{page}'s {kind} table is not {csv}"
 
 
+def _as_committed(runs):
+    """The committed records as they were tabulated: a later version bump (of a plugin,
+    the trainer or the protocol) makes them stale, but the claims are about them."""
+    runs = runs.copy()
+    runs["stale"] = False
+    return runs
+
+
 def _csv(path: str):
     import pandas as pd
 
@@ -159,7 +167,7 @@ def test_leaderboard_page_claims_about_seeds():
 
     from gtbench.results.leaderboard import leaderboard, run_rows
 
-    runs = run_rows(ROOT / "results" / "reference")
+    runs = _as_committed(run_rows(ROOT / "results" / "reference"))
     widths, ties = {}, {}
     for seeds, subset in ((3, runs[runs["seed"] < 3]), (8, runs)):
         board = leaderboard(subset)
@@ -189,7 +197,7 @@ def test_leaderboard_page_claims_about_seeds():
 def reference_runs():
     from gtbench.results.leaderboard import run_rows
 
-    return run_rows(ROOT / "results" / "reference")
+    return _as_committed(run_rows(ROOT / "results" / "reference"))
 
 
 @pytest.mark.parametrize(
