@@ -362,7 +362,8 @@ def _check_suite_names(suite: Any) -> None:
     "--curve",
     type=click.IntRange(min=0),
     help="also evaluate the EMA at N evenly spaced steps with a cheaper evaluation "
-    "(curve_n_samples images): FID over training and its best, labelled as evaluation-set "
+    "(curve_n_samples images): FID over training and its best (by KID where FID is not "
+    "valid at that size), labelled as evaluation-set "
     f"selection, beside the ranked final FID; 0: off; {_FROM_SUITE} (0). A done cell "
     "gets a curve only with --force",
 )

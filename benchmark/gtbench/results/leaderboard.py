@@ -143,17 +143,27 @@ def _protocol(record: dict[str, Any]) -> str:
 
 
 def fid_valid(record: dict[str, Any]) -> bool:
-    """The record's ``metrics.fid_valid`` (or ``eval.fid_valid``); for older records,
-    ``n_reference > feature_dim`` when both are recorded (a covariance estimated from
-    fewer images than dimensions is singular), else True."""
+    """Whether the record's FID is valid: both its evaluation and its generated set exceed
+    the feature dimension (a covariance from fewer images than dimensions is singular).
+
+    Reads the recorded ``fid_valid`` (``metrics`` or ``eval``); records from before the
+    generated side counted are also held to ``n_samples > feature_dim``, and records with
+    no flag to ``n_reference > feature_dim`` as well."""
     metrics, evaluation = record.get("metrics", {}), record.get("eval", {})
+    dim = evaluation.get("feature_dim")
+    if not isinstance(dim, int):
+        dim = None
     for recorded in (metrics, evaluation):
         if "fid_valid" in recorded:
-            return bool(recorded["fid_valid"])
-    n, dim = evaluation.get("n_reference"), evaluation.get("feature_dim")
-    if isinstance(n, int) and isinstance(dim, int):
-        return n > dim
-    return True
+            valid = bool(recorded["fid_valid"])
+            break
+    else:
+        n = evaluation.get("n_reference")
+        valid = not (isinstance(n, int) and dim is not None and n <= dim)
+    generated = evaluation.get("n_samples")
+    if isinstance(generated, int) and dim is not None and generated <= dim:
+        return False
+    return valid
 
 
 def is_metric(record: dict[str, Any]) -> bool:
