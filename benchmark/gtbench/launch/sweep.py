@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gtbench.errors import UsageError
+from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.plan.cells import Plan, Skipped, describe, make_plugin
 from gtbench.plugin import registry
 from gtbench.plugin.base import LaunchRequest
@@ -235,7 +236,7 @@ def run_sweep(
     on_cell_done: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
     progress: Callable[[str, str, int, int], None] | None = None,
     wait: bool = True,
-    reference: str = "finetune",
+    reference: str = DEFAULT_REFERENCE,
 ) -> SweepSummary:
     """Run every pending cell of ``plan``; returns what happened.
 

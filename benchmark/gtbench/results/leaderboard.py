@@ -46,6 +46,7 @@ from typing import Any
 
 import pandas as pd
 
+from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.results.records import DEFAULT_SELECTION, atomic_write_text, iter_records, selection_of
 from gtbench.results.timestamps import timestamp_key
 
@@ -55,7 +56,6 @@ RUNS_CSV = "runs.csv"
 LEADERBOARD_CSV = "leaderboard.csv"
 RANKS_CSV = "ranks.csv"
 PLAN_JSON = "sweep.json"
-DEFAULT_REFERENCE = "finetune"
 NOT_A_METRIC = "not a metric"
 NO_REFERENCE = "no reference"
 REFERENCE = "reference"
