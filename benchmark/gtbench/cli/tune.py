@@ -31,7 +31,9 @@ __all__ = ["tune_command"]
 @click.option("--n-samples", type=int, help="generated images for the final FID/KID")
 @click.option("--extractor", help="feature extractor spec for FID/KID")
 @click.option("--trials", type=int, help="random trials per method, defaults included [4]")
-@click.option("--trial-seeds", help="seeds of the trial cells, e.g. 0 [0]")
+@click.option(
+    "--trial-seeds", help="seeds of the trial cells, never evaluation seeds, e.g. 1000 [1000]"
+)
 @click.option("--trial-n-samples", type=int, help="generated images per trial evaluation")
 @click.option(
     "--metric",

@@ -24,7 +24,8 @@ class TuneSettings:
 
     trials: int = 4  # per method, the default configuration included
     metric: str = "auto"  # auto: FID, or KID where FID is not valid for the split's size
-    seeds: list[int] = field(default_factory=lambda: [0])  # seeds of the trial cells
+    # seeds of the trial cells: never evaluation seeds (a separate range; shots drawn apart)
+    seeds: list[int] = field(default_factory=lambda: [1000])
     seed: int = 0  # the sampling seed
     eval: dict[str, Any] = field(default_factory=dict)  # the trials' (cheaper) evaluation
     # method name → {parameter or "train.<setting>": "log-uniform(a, b)" | fixed value}

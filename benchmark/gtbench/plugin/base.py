@@ -284,6 +284,34 @@ class Dataset(Plugin, ABC):
         order = torch.randperm(len(pool), generator=rng).tolist()
         return FewShotSplit(train=tuple(sorted(pool[i] for i in order[:shots])))
 
+    def split_apart(self, shots: int, seed: int, apart_from: Sequence[int]) -> FewShotSplit:
+        """The K shots of a tuning trial: a seeded draw from the shot pool less every image
+        (by content) among the shots of the seeds in ``apart_from`` (the evaluation
+        seeds), so selection never trains on an evaluated seed's shots. Raises
+        ``ValueError`` when too few images are left."""
+        from gtbench.plugin.images import image_sha256s
+
+        if shots < 1:
+            raise ValueError(f"shots must be at least 1, got {shots}")
+        hashes = image_sha256s(self.images())
+        taken = {hashes[i] for s in apart_from for i in self.split(shots, s).train}
+        pool = [i for i in self.shot_pool() if hashes[i] not in taken]
+        if shots > len(pool):
+            raise ValueError(
+                f"dataset {self.name!r}: the shots of seeds {sorted(set(apart_from))} leave "
+                f"{len(pool)} of its shot pool of {self.info.shot_pool}; cannot draw {shots} "
+                "trial shots apart from them (a larger pool, or fewer evaluation seeds)"
+            )
+        rng = torch.Generator().manual_seed(1_000_003 * seed + shots)
+        order = torch.randperm(len(pool), generator=rng).tolist()
+        return FewShotSplit(train=tuple(sorted(pool[i] for i in order[:shots])))
+
+    def shot_sha256s(self, split: FewShotSplit) -> list[str]:
+        """The content hashes (sha256 of the uint8 bytes) of a split's shots, in index order."""
+        from gtbench.plugin.images import image_sha256s
+
+        return image_sha256s(self.images()[list(split.train)])
+
     def content_hash(self) -> str:
         """sha256 of the image bytes, dtype and shape included: the content key of the
         reference-statistics cache and of a cell's identity."""

@@ -11,11 +11,14 @@ same one.
 Trial 0 of every method is its default configuration; trials 1..N-1 draw each searched
 value from its own stream seeded by (tuning seed, method, trial, name). Each trial is an
 ordinary cell (``split: "validation"``, ``selection: "trial"``), so resume, launchers and
-records work unchanged. Per target (source × dataset × shots) the trial with the lowest
-mean validation FID over the trial seeds wins (KID where FID is not valid for the
-validation size, or when asked); the winner then runs on the evaluation set with the
-suite's seeds as cells labelled ``selection: "tuned-validation"`` whose records carry the
-whole trial history.
+records work unchanged. Trial seeds are never evaluation seeds, and a trial's shots are
+drawn from the shot pool less every evaluation seed's shots (by content;
+:meth:`~gtbench.plugin.base.Dataset.split_apart`), so selection never trains on an evaluated
+seed's images; the tuned records name the trial shots' hashes. Per target (source ×
+dataset × shots) the trial with the lowest mean validation FID over the trial seeds wins
+(KID where FID is not valid for the validation size, or when asked); the winner then runs
+on the evaluation set with the suite's seeds as cells labelled ``selection:
+"tuned-validation"`` whose records carry the whole trial history.
 """
 
 from __future__ import annotations
@@ -171,6 +174,8 @@ class TuningPlan:
     targets: dict[tuple[Any, ...], list[Trial]] = field(default_factory=dict)
     parts: list[Suite] = field(default_factory=list)
     spaces: dict[str, dict[str, str]] = field(default_factory=dict)  # method label → shown
+    # (dataset, shots) → trial seed → the content hashes of that trial's shots
+    trial_shots: dict[tuple[str, int], dict[str, list[str]]] = field(default_factory=dict)
 
 
 def _rehash(cell: dict[str, Any]) -> None:
@@ -240,6 +245,40 @@ def check_datasets(suite: Suite, settings: TuneSettings) -> None:
                 )
 
 
+def trial_shots(
+    dataset_ref: dict[str, Any], shots: int, trial_seeds: list[int], evaluation_seeds: list[int]
+) -> dict[str, list[str]]:
+    """Trial seed → the content hashes of its shots, drawn apart from every evaluation
+    seed's shots; refuses, in one line, trial seeds that are evaluation seeds or shots
+    that an evaluation seed also trains on (by content)."""
+    from gtbench.plan.cells import describe, make_plugin
+
+    name = describe(dataset_ref, "dataset")
+    shared_seeds = sorted(set(trial_seeds) & set(evaluation_seeds))
+    if shared_seeds:
+        raise UsageError(
+            f"cannot tune on {name}: trial seeds {shared_seeds} are also evaluation seeds "
+            f"{sorted(evaluation_seeds)}; selection must never see an evaluation seed "
+            "(choose trial seeds outside them, e.g. [tune] seeds = [1000])"
+        )
+    dataset = make_plugin("dataset", dataset_ref)
+    evaluated = {h for s in evaluation_seeds for h in dataset.shot_sha256s(dataset.split(shots, s))}
+    hashes: dict[str, list[str]] = {}
+    for seed in trial_seeds:
+        try:
+            split = dataset.split_apart(shots, seed, evaluation_seeds)
+        except ValueError as error:
+            raise UsageError(f"cannot tune on {name}: {str(error).rstrip('.')}") from None
+        hashes[str(seed)] = dataset.shot_sha256s(split)
+        shared = len(evaluated & set(hashes[str(seed)]))
+        if shared:
+            raise UsageError(
+                f"cannot tune on {name}: {shared} of the {shots} shots of trial seed {seed} "
+                f"are also shots of evaluation seeds {sorted(evaluation_seeds)} (same content)"
+            )
+    return hashes
+
+
 def plan_trials(suite: Suite, settings: TuneSettings) -> TuningPlan:
     """Every trial cell of every method (the same number for each), before anything runs."""
     from gtbench.plan.cells import Plan, plan_suite
@@ -289,6 +328,13 @@ def plan_trials(suite: Suite, settings: TuneSettings) -> TuningPlan:
                     plan.cells.skipped += sub_plan.skipped
                 for cell in sub_plan.cells:
                     cell["selection"] = TRIAL
+                    # drawn apart from the shots of every seed the suite evaluates
+                    cell["shots_apart_from_seeds"] = sorted(part.seeds)
+                    shots_key = (_json(cell["dataset"]), cell["shots"])
+                    if shots_key not in plan.trial_shots:
+                        plan.trial_shots[shots_key] = trial_shots(
+                            cell["dataset"], cell["shots"], list(settings.seeds), list(part.seeds)
+                        )
                     if settings.select_on == "validation":
                         cell["split"] = "validation"
                     _rehash(cell)
@@ -313,14 +359,9 @@ def plan_trials(suite: Suite, settings: TuneSettings) -> TuningPlan:
 
 
 def _fid_valid(record: dict[str, Any]) -> bool:
-    metrics = record.get("metrics", {})
-    if "fid_valid" in metrics:
-        return bool(metrics["fid_valid"])
-    evaluation = record.get("eval", {})
-    if "fid_valid" in evaluation:
-        return bool(evaluation["fid_valid"])
-    n, dim = evaluation.get("n_reference"), evaluation.get("feature_dim")
-    return not (isinstance(n, int) and isinstance(dim, int) and n <= dim)
+    from gtbench.results.leaderboard import fid_valid
+
+    return fid_valid(record)
 
 
 @dataclass
@@ -408,6 +449,8 @@ def final_plan(plan: TuningPlan, selections: dict[tuple[Any, ...], Selection]) -
                 "metric": selection.metric,
                 "trials": len(plan.targets[key]),
                 "trial_seeds": list(plan.settings.seeds),
+                # the trials' shots by content: disjoint from every evaluation seed's
+                "trial_shots_sha256": plan.trial_shots.get((key[3], shots), {}),
                 "selected_trial": selection.trial.index,
                 # what tuning chose ("train.lr_g", a method parameter): the leaderboard
                 # may leave these out of a row's training protocol, keeping the budget
