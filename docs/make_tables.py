@@ -1,5 +1,5 @@
-"""Print the README's result tables (Markdown) from the committed CSVs, so every number in
-them can be regenerated rather than typed:
+"""Print the result tables of docs/leaderboard.md and docs/tuning.md (Markdown) from the
+committed CSVs, so every number in them can be regenerated rather than typed:
 
     python docs/make_tables.py leaderboard results/reference/leaderboard.csv
     python docs/make_tables.py tuning results/tuned/tuning.csv
@@ -42,7 +42,7 @@ def _markdown(
 def leaderboard_table(path: str) -> list[str]:
     board = pd.read_csv(path)
     headers = ["target", "method", "seeds", "FID [95% CI]", "Δ FID vs finetune [95% CI]", "p"]
-    headers += ["verdict", "KID", "diversity", "memorised"]
+    headers += ["verdict", "Holm p", "Holm", "KID", "diversity", "memorised"]
 
     def cells(r: pd.Series) -> list[str]:
         name = f"**{r['method']}**" if str(r.get("best")).lower() == "true" else r["method"]
@@ -55,6 +55,8 @@ def leaderboard_table(path: str) -> list[str]:
             f"{_signed(r['delta_fid_ci95_high'])}]",
             _p(r["delta_p"]),
             r["verdict"],
+            _p(r["delta_p_holm"]),
+            r["verdict_holm"],
             _num(r["kid_mean"]),
             _num(r["intra_cluster_diversity_mean"], 3),
             _num(r["mem_closer_to_train_mean"], 3),
@@ -77,7 +79,7 @@ def _short(value: object) -> str:
 
 def tuning_table(path: str) -> list[str]:
     headers = ["target", "method", "default FID (vs finetune)", "tuned FID (vs tuned finetune)"]
-    headers += ["tuned − default [95% CI]", "p", "tuned vs default", "chosen (default)"]
+    headers += ["tuned − default [95% CI]", "p", "tuned vs default", "Holm", "chosen (default)"]
 
     def cells(r: pd.Series) -> list[str]:
         chosen, default = _values(r["selected_values"]), _values(r["default_values"])
@@ -96,6 +98,7 @@ def tuning_table(path: str) -> list[str]:
             f"{_signed(r['tuned_minus_default_ci95_high'])}]",
             _p(r["tuned_minus_default_p"]),
             r["tuned_minus_default_verdict"],
+            r["tuned_minus_default_verdict_holm"],
             "defaults (trial 0)" if trial == 0 else values or "–",
         ]
 

@@ -288,3 +288,29 @@ def test_real_pip_download_of_a_wheel(cache: Path) -> None:
     path = fetch(asset)
     assert path.is_file() and path.stat().st_size == 336
     assert sorted(p.name for p in (cache / "downloads").iterdir()) == [asset.filename]
+
+
+def test_a_run_without_an_animal_target_fetches_no_animal_wheel(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Animal-Shape wheel is the data of the animal targets only: a sweep from the
+    animal silhouette source (committed weights) to digits, on an empty offline cache,
+    plans, checks, trains and evaluates without asking for it."""
+    from tests.helpers import gtbench
+
+    asked: list[str] = []
+
+    def spy(asset: Asset, **kwargs: object) -> Path:
+        asked.append(asset.name)
+        return fetch(asset, **kwargs)
+
+    monkeypatch.setattr(assets_module, "fetch", spy)
+    monkeypatch.setenv(OFFLINE_ENV, "1")  # a real attempt would fail the run too
+    result = gtbench(
+        "run", "--sources", "animals-dcgan32", "--datasets", "digits", "--methods", "finetune",
+        "--seeds", "0", "--iters", "2", "--batch-size", "4", "--n-samples", "40",
+        "--extractor", "shapes-cnn", "--launcher", "local", "--results", str(cache.parent / "r"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not any("animal" in name for name in asked), asked
+    assert not (cache / "downloads").exists() or not any((cache / "downloads").iterdir())

@@ -81,6 +81,29 @@ def test_list_shows_every_kind():
     assert any(p["name"] == "finetune" for p in listing["method"])
 
 
+def test_list_shows_each_plugins_own_version(monkeypatch):
+    """The version the plugin guide says to bump (part of every run id), not only the
+    distribution's: in the JSON, in a log and in the terminal table."""
+    from rich.console import Console
+
+    from gtbench import cli
+    from gtbench_plugins.methods.finetune import FineTune
+
+    monkeypatch.setattr(FineTune, "version", "7b")
+    listing = json.loads(gtbench("list", "method", "--json").output)["plugins"]["method"]
+    assert next(p for p in listing if p["name"] == "finetune")["version"] == "7b"
+    lines = gtbench("list", "method").output.splitlines()
+    assert any(line.startswith("  finetune (gtbench ") and line.endswith(", version 7b, ok)")
+               for line in lines)  # fmt: skip
+    monkeypatch.setattr(cli, "interactive", lambda: True)
+    monkeypatch.setattr(cli, "out", Console(width=400))
+    with cli.out.capture() as captured:
+        gtbench("list", "method")
+    cells = [line.split("│") for line in captured.get().splitlines()]
+    row = next(cell for cell in cells if len(cell) > 2 and cell[1].strip() == "finetune")
+    assert row[2].strip() == "7b"
+
+
 def test_list_in_a_log_is_plain_lines_never_wrapped():
     result = gtbench("list", "method")  # CliRunner: stdout is not a terminal
     assert result.exit_code == 0, result.output

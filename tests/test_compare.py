@@ -24,7 +24,7 @@ def test_compare_prints_seeds_delta_ci_p_and_verdict(tmp_path):
         ["mean", "12", "14", "+2"],
     ]
     summary = lines[-1]
-    assert "mean Δ +2, 95% bootstrap CI [1, 3]" in summary
+    assert "mean Δ +2, 95% CI (paired t) [-0.484, 4.48]" in summary
     assert "paired t-test: p = 0.074" in summary and "tie" in summary
 
 

@@ -49,6 +49,9 @@ class ThirdPartyDataset(Dataset):
             "small": images[..., :8, :8],
             "rgb": images.repeat(1, 3, 1, 1),
             "dim": images // 16,  # uint8 values 0..15
+            # 0..16 data (load_digits) upscaled before rescaling: the overshoot reaches 19
+            "overshoot": (images.float() * 19 / 255).round().to(torch.uint8),
+            "percent": (images.float() * 100 / 255).round().to(torch.uint8),  # 0..100
             "float": images.float() / 255,
             "nhw": images[:, 0],
             "short": images[:30],
@@ -130,6 +133,8 @@ def test_good_plugins_pass(third_party):
         ("small", "images() gives 8×8 images, but info.resolution is 32"),
         ("rgb", "images() gives 3-channel images, but info.channels is 1"),
         ("dim", "images() values only reach 15 of 255"),
+        ("overshoot", "images() values only reach 19 of 255"),
+        ("percent", "images() values only reach 100 of 255"),
         ("float", "images() must return uint8 images (0..255), got torch.float32"),
         ("nhw", "images() must return N×C×H×W images, got shape 40×32×32"),
         ("short", "images() gives 30 images, but info.size is 40"),
@@ -174,6 +179,21 @@ def test_the_sweep_refuses_a_broken_dataset_before_training(third_party, tmp_pat
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "dataset 'tp-data'" in lines[0] and "8×8" in lines[0]
     assert not list(tmp_path.glob("runs/*/record.json"))  # nothing trained, nothing ranked
+
+
+@pytest.mark.parametrize("mode", ["float", "overshoot"])
+def test_a_dry_run_makes_the_contract_checks_too(third_party, tmp_path, mode):
+    """``--dry-run`` plans with the checks a run makes before training: a float dataset
+    (or one on a 0..19 scale) fails the dry run with exit 2 and the run's one line."""
+    result = gtbench("run", *FAST, "--methods", "finetune", "--datasets", f"tp-data:mode={mode}",
+                     "--dry-run", results=tmp_path)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "dataset 'tp-data'" in lines[0], result.output
+    assert "would run" not in result.output and not list(tmp_path.glob("runs/*"))
+    good = gtbench("run", *FAST, "--methods", "finetune", "--datasets", "tp-data",
+                   "--dry-run", results=tmp_path)  # fmt: skip
+    assert good.exit_code == 0 and "would run" in good.output, good.output
 
 
 def test_the_sweep_refuses_a_broken_source_before_training(third_party, tmp_path):

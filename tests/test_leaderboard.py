@@ -100,6 +100,7 @@ def test_column_names_are_fixed(tmp_path):
         "rank_ci95_high",
         "n_targets",
         "selection",
+        "ci_method",
     ]
     assert list(ranks["method"]) == ["finetune", "cdc"] and set(ranks["n_targets"]) == {1}
     assert set(ranks["selection"]) == {"default"}
@@ -112,11 +113,25 @@ def test_paired_statistics_against_the_reference(tmp_path):
     board = _board(tmp_path).set_index("method")
     cdc = board.loc["cdc"]
     assert cdc["delta_fid_mean"] == 2.0
-    assert (cdc["delta_fid_ci95_low"], cdc["delta_fid_ci95_high"]) == (1.0, 3.0)
+    t = math.sqrt(2 * 0.95**2 / (1 - 0.95**2))  # t_{2, 0.975}, closed form at 2 df
+    half = t / math.sqrt(3)
+    assert (cdc["delta_fid_ci95_low"], cdc["delta_fid_ci95_high"]) == pytest.approx(
+        (2 - half, 2 + half)
+    )  # the t-test's own interval: contains 0 beside the tie
     assert cdc["delta_p"] == pytest.approx(1 - (2 * math.sqrt(3)) / math.sqrt(14))  # 0.0742
     assert cdc["verdict"] == "tie" and cdc["test"] == "paired t-test" and cdc["n_paired"] == 3
     assert cdc["reference"] == "finetune" and cdc["ranked_by"] == "fid"
     assert board.loc["scratch", "verdict"] == "worse" and board.loc["scratch", "delta_p"] < 0.01
+    # family-wise over the target's 2 comparisons: scratch's p 0.0027 < 0.05 / 2 stands,
+    # cdc's tie too; scratch's interval is the Bonferroni one of Holm's first step
+    assert board.loc["scratch", "verdict_holm"] == "worse" and cdc["verdict_holm"] == "tie"
+    assert board.loc["scratch", "delta_p_holm"] == pytest.approx(
+        2 * board.loc["scratch", "delta_p"]
+    )
+    assert board.loc["scratch", "fw_confidence"] == pytest.approx(0.975)
+    assert board.loc["scratch", "delta_fw_ci_low"] > 0
+    assert cdc["fw_confidence"] == pytest.approx(0.95) and cdc["delta_fw_ci_low"] < 0
+    assert board.loc["finetune", "verdict_holm"] == "reference"
     assert board.loc["finetune", "verdict"] == "reference"
     assert (board.loc["finetune", "fid_ci95_low"], board.loc["finetune", "fid_ci95_high"]) == (
         10,

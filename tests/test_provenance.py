@@ -335,3 +335,32 @@ def test_git_state_says_whether_the_code_differs_from_the_commit(tmp_path):
     (package / "code.py").write_text("A = 2\n")
     assert git_state(package) == {"git_commit": state["git_commit"], "git_dirty": True}
     assert git_state(tmp_path.parent) == {"git_commit": None, "git_dirty": None}
+
+
+def test_git_state_never_writes_the_users_git_folder(tmp_path):
+    """The dirty check reads without git's optional locks: a plain ``git status`` after a
+    file's timestamp changed refreshes and rewrites ``.git/index`` (and could collide with
+    the user's own git command holding ``index.lock``)."""
+    import os
+    import shutil
+    import subprocess
+
+    from gtbench.provenance import git_state
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    package = tmp_path / "benchmark" / "gtbench"
+    package.mkdir(parents=True)
+    code = package / "code.py"
+    code.write_text("A = 1\n")
+    for args in (("init", "-q"), ("add", "."), ("commit", "-q", "-m", "start")):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
+    index = tmp_path / ".git" / "index"
+    past = index.stat().st_mtime_ns - 10**10
+    os.utime(code, ns=(past + 10**9, past + 10**9))  # same content, another timestamp
+    os.utime(index, ns=(past, past))  # a stat refresh would rewrite the index now
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / ".git").iterdir())
+    assert git_state(package)["git_dirty"] is False
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / ".git").iterdir())
+    assert after == before

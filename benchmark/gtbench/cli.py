@@ -138,13 +138,14 @@ def list_plugins(kind: str | None, as_json: bool) -> None:
             click.echo(f"{name}s")
             for plugin in plugins:
                 status = "ok" if plugin["error"] is None else f"broken: {plugin['error']}"
-                click.echo(f"  {plugin['name']} ({plugin['distribution']}, {status})")
+                version = f"version {plugin['version']}, " if plugin["version"] else ""
+                click.echo(f"  {plugin['name']} ({plugin['distribution']}, {version}{status})")
                 for text in (plugin["description"], _parameter_text(plugin)):
                     if text:
                         click.echo(f"      {text}")
             continue
         table = Table(title=f"{name}s", title_justify="left", expand=False)
-        for column in ("name", "from", "status", "description", "parameters"):
+        for column in ("name", "version", "from", "status", "description", "parameters"):
             table.add_column(column, overflow="fold")
         for plugin in plugins:
             status = (
@@ -152,6 +153,7 @@ def list_plugins(kind: str | None, as_json: bool) -> None:
             )
             table.add_row(
                 plugin["name"],
+                plugin["version"] or "",
                 plugin["distribution"],
                 status,
                 plugin["description"],
@@ -182,12 +184,16 @@ def _describe_plugin(reg: registry.Registry[Any], name: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "name": name,
         "distribution": f"{entry.distribution} {entry.version}".strip(),
+        # the plugin's own version (part of every run id; bumped when its numbers change),
+        # not its distribution's; None when the plugin does not load
+        "version": None,
         "error": error,
         "description": "",
         "parameters": {},
     }
     if error is None:
         cls = reg.get(name)
+        info["version"] = str(cls.version)
         info["description"] = cls.description or (cls.__doc__ or "").strip().split("\n")[0]
         info["parameters"] = {
             k: {"default": p.default, "help": p.help, "search": _search_text(p)}
@@ -519,9 +525,12 @@ def _print_stale(stale: list[Any], keep: bool, each: bool = False) -> None:
 
 
 def _print_dry_run(plan: Any, results: str, force: bool, keep_stale: bool) -> None:
-    from gtbench.sweep import cell_label, triage
+    from gtbench.sweep import cell_label, preflight, triage
 
     summary = triage(plan, results, force=force, keep_stale=keep_stale)
+    # the checks a run makes before training (contracts, assets, extractor weights): a
+    # broken plugin fails the dry run in the same line the run would
+    preflight(summary.pending, check_this_device=False)
     if summary.stale:
         _print_stale(summary.stale, keep_stale, each=True)
     for cell in summary.pending:
@@ -684,8 +693,9 @@ def leaderboard_command(
     results: str, fmt: str, grids: str | None, reference: str, beside: tuple[str, ...]
 ) -> None:
     """Show the leaderboard: mean ± std and bootstrap CI over seeds, the paired difference
-    to a reference method with its t-test p and verdict; ★ marks a method better than
-    every other of its target."""
+    to a reference method with its t-test CI, p and verdict, and the family-wise (Holm)
+    verdict over the target's methods; ★ marks a method better than every other of its
+    target (Holm)."""
     import pandas as pd
 
     from gtbench.leaderboard import RANKS_CSV, leaderboard, run_rows, write_tables
@@ -829,7 +839,7 @@ def compare(
     method_a: str, method_b: str, dataset: str | None, results: str, beside: tuple[str, ...]
 ) -> None:
     """Compare two methods seed by seed on every target both ran: Δ = B − A per seed,
-    its mean with a bootstrap 95 % CI, the paired t-test p and the verdict."""
+    its mean with the paired t-test's 95 % CI, its p and the verdict."""
     from gtbench.leaderboard import compare_command_lines
 
     for line in compare_command_lines(results, method_a, method_b, dataset, beside):

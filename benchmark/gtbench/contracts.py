@@ -1,7 +1,7 @@
 """What a dataset and a source must hand to the harness, checked against their ``info``.
 
 A plugin that breaks its contract would otherwise run to ``ok`` with wrong numbers (8×8
-images resized to the 32 px its ``info`` claims, images in 0..16) or fail after training
+images resized to the 32 px its ``info`` claims, images on a 0..16 scale) or fail after training
 with an error that names no plugin. The sweep calls these checks before anything trains
 (:func:`gtbench.sweep.run_sweep`); the registry-wide tests call the same ones, and
 third-party authors may too (both are re-exported by :mod:`gtbench.api`). Each failure is
@@ -21,9 +21,11 @@ from gtbench.plugin import Dataset, Plugin, Source
 
 __all__ = ["check_dataset", "check_source", "plugin_origin"]
 
-# uint8 images whose brightest value is at most this are taken for a wrong scale (0..1 or
-# 0..15 data stored as uint8): real targets use the 0..255 range
-MIN_PEAK = 16
+# "In the 0..255 range" means on the 0..255 scale: the brightest pixel of a whole image
+# set reaches at least this. Data on another scale stored as uint8 (0..1, 0..16 — also
+# after an upscale that overshoots to 19 —, 0..100) stays below it; a real image set whose
+# every pixel is darker than half the range is not a target either.
+MIN_PEAK = 128
 # generator outputs are images in [-1, 1], unclamped: a StyleGAN2 overshoots (a random one
 # reaches ±7, with a mean |x| near 1.3), so only a mean |x| above this is refused (the
 # sign of a 0..255 scale)
@@ -78,17 +80,21 @@ def _check_images(dataset: Dataset, images: Any, method: str, count: int | None)
     peak, low = int(images.max()), int(images.min())
     if peak == low:
         raise _fail(dataset, f"{method}: every pixel of every image is {peak}")
-    if peak <= MIN_PEAK:
+    if peak < MIN_PEAK:
         raise _fail(
-            dataset, f"{method} values only reach {peak} of 255; scale the images to 0..255"
-        )
+            dataset, f"{method} values only reach {peak} of 255 (the brightest pixel of an "
+            f"image set on the 0..255 scale reaches at least {MIN_PEAK}); scale the images "
+            "to 0..255"
+        )  # fmt: skip
 
 
 def check_dataset(dataset: Dataset) -> None:
     """Raise a one-line :class:`PluginError` unless ``images()`` and
     ``evaluation_images()`` are uint8 N×C×H×W at ``info.resolution`` and
-    ``info.channels``, ``images()`` holds ``info.size`` images spanning the 0..255 range,
-    and the shot pool fits in the dataset."""
+    ``info.channels``, ``images()`` holds ``info.size`` images, both sets are on the
+    0..255 scale (their brightest pixel reaches at least ``MIN_PEAK`` = 128: data on a
+    0..1 or 0..16 scale stored as uint8 is refused) and not all one value, and the shot
+    pool fits in the dataset."""
     info = dataset.info
     if info.resolution < 1 or info.channels < 1:
         raise _fail(dataset, f"info has resolution {info.resolution}, channels {info.channels}")

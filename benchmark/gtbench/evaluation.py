@@ -1,7 +1,7 @@
 """Evaluation of an adapted generator: FID and KID by torch-fidelity, plus memorisation and
 diversity measured in the same feature space.
 
-The protocol (README.md, "Evaluation protocol"): ``n_samples`` generated images are
+The protocol (docs/protocol.md): ``n_samples`` generated images are
 compared with the target's evaluation set, which is disjoint from the K training shots;
 the training shots are used only for the memorisation and diversity metrics. Reference
 features are cached on disk keyed by the image content and the extractor's identity,

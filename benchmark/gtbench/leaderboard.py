@@ -20,9 +20,15 @@ Rows of stale records (made by older plugin, trainer or protocol versions, or
 superseded: :func:`gtbench.records.stale_reasons`) are set apart (column ``stale``):
 compared only with each other and left out of the ranks.
 
-A row is marked ``best`` only when its paired test says it is better than every other
-method of its target (each at α = 0.05; requiring all of them is an intersection-union
-test, valid without correction). When the top methods tie, no row is best.
+Per row, ``verdict`` is the one comparison with the reference at α = 0.05 and
+``delta_*_ci95_*`` is the paired t-test's own interval (never in disagreement);
+``verdict_holm`` is the family-wise verdict, Holm over the target's comparisons with the
+reference, with ``delta_fw_ci_*`` the interval of the Holm step that decided it
+(``fw_confidence``): claims rest on it. A row is marked ``best`` only when it is better
+than every other method of its target, Holm over those comparisons, and its family-wise
+verdict against the reference does not contradict it. When the top methods tie, no row
+is best. The mean's interval is scipy's BCa bootstrap (``fid_ci_method`` says when the
+percentile interval replaced a degenerate BCa).
 
 All files are written atomically, so any number of processes may regenerate them at
 once on a shared filesystem: each leaves a complete, valid CSV.
@@ -71,6 +77,10 @@ DETAILS = [
     "n_paired",
     "test",
     "delta_p_holm",
+    "verdict_holm",
+    "delta_fw_ci_low",
+    "delta_fw_ci_high",
+    "fw_confidence",
     "best",
     "kid_ci95_low",
     "kid_ci95_high",
@@ -79,10 +89,20 @@ DETAILS = [
     "delta_kid_ci95_high",
     "fid_valid",
     "is_metric",
+    "fid_ci_method",
+    "kid_ci_method",
 ]
 BUDGET = ["g_steps", "d_steps", "warmup_steps"]
 # one rank table per selection (default, tuned-validation, ...): never ranked together
-RANK_COLUMNS = ["method", "mean_rank", "rank_ci95_low", "rank_ci95_high", "n_targets", "selection"]
+RANK_COLUMNS = [
+    "method",
+    "mean_rank",
+    "rank_ci95_low",
+    "rank_ci95_high",
+    "n_targets",
+    "selection",
+    "ci_method",
+]
 # Record fields (under "eval") that define what a number measures; nothing else in
 # "eval" (batch size, device, timings, notes) may split a leaderboard row.
 EVAL_IDENTITY = (
@@ -356,16 +376,17 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
     values["test"] = [""] * len(board)
     values["ranked_by"] = [""] * len(board)
     values["best"] = [False] * len(board)
+    values["verdict_holm"] = [""] * len(board)
+    values["fid_ci_method"] = [""] * len(board)
+    values["kid_ci_method"] = [""] * len(board)
     for i in range(len(board)):
-        fid_ok = bool(board.at[i, "fid_valid"])
-        values["fid_ci95_low"][i], values["fid_ci95_high"][i] = (
-            stats.bootstrap_mean_ci(list(seeds[i].get("fid", {}).values()))
-            if fid_ok
-            else (math.nan, math.nan)
-        )
-        values["kid_ci95_low"][i], values["kid_ci95_high"][i] = stats.bootstrap_mean_ci(
-            list(seeds[i].get("kid_mean", {}).values())
-        )
+        if bool(board.at[i, "fid_valid"]):
+            fid_ci = stats.bootstrap_mean(list(seeds[i].get("fid", {}).values()))
+            values["fid_ci95_low"][i], values["fid_ci95_high"][i] = fid_ci.low, fid_ci.high
+            values["fid_ci_method"][i] = fid_ci.method
+        kid_ci = stats.bootstrap_mean(list(seeds[i].get("kid_mean", {}).values()))
+        values["kid_ci95_low"][i], values["kid_ci95_high"][i] = kid_ci.low, kid_ci.high
+        values["kid_ci_method"][i] = kid_ci.method
 
     rank_targets: dict[str, list[dict[str, dict[int, float]]]] = {}
     best_votes: dict[int, list[bool]] = {}
@@ -379,16 +400,16 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         if not refs and tuned:  # a tuned reference carries the parameters tuning chose
             refs = [i for i in members if base_method(board.at[i, "method"]) == reference]
         ref = refs[0] if refs else None
-        p_values: dict[int, float] = {}
+        family: dict[int, stats.PairedResult] = {}  # the target's comparisons with ref
         for i in members:
             if values["ranked_by"][i]:
                 continue  # a row without training already compared in another target
             values["ranked_by"][i] = "fid" if metric == "fid" else "kid"
             if i == ref:
-                values["verdict"][i] = REFERENCE
+                values["verdict"][i] = values["verdict_holm"][i] = REFERENCE
                 continue
             if ref is None:
-                values["verdict"][i] = NO_REFERENCE
+                values["verdict"][i] = values["verdict_holm"][i] = NO_REFERENCE
                 continue
             if fid_ok:
                 fid = stats.paired_comparison(seeds[ref].get("fid", {}), seeds[i].get("fid", {}))
@@ -406,13 +427,18 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
             values["delta_p"][i] = ranked.p
             values["test"][i] = ranked.test
             values["verdict"][i] = ranked.verdict if metric_ok else NOT_A_METRIC
-            p_values[i] = ranked.p
-        for i, adjusted in zip(p_values, stats.holm(list(p_values.values())), strict=True):
-            values["delta_p_holm"][i] = adjusted
+            family[i] = ranked
+        judged = stats.family_verdicts(list(family.values()))
+        for i, result in zip(family, judged, strict=True):
+            values["delta_p_holm"][i] = result.p_holm
+            values["verdict_holm"][i] = result.verdict if metric_ok else NOT_A_METRIC
+            values["delta_fw_ci_low"][i] = result.ci_low
+            values["delta_fw_ci_high"][i] = result.ci_high
+            values["fw_confidence"][i] = result.confidence
         if not metric_ok:
             for i in members:
                 if values["verdict"][i] in (REFERENCE, NO_REFERENCE):
-                    values["verdict"][i] = NOT_A_METRIC
+                    values["verdict"][i] = values["verdict_holm"][i] = NOT_A_METRIC
             continue
         # tuned rows: one configuration per method and target, ranked under its name
         name = base_method if tuned else str
@@ -420,16 +446,18 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         if not target["stale"].any():  # ranks: current records only
             rank_targets.setdefault(str(target["selection"].iloc[0]), []).append(per_method)
         for i in members:
+            # best: better than every other method of the target, Holm over those
+            # comparisons, and not contradicted by the family-wise verdict against ref
+            others = [
+                stats.paired_comparison(seeds[j].get(metric, {}), seeds[i].get(metric, {}))
+                for j in members
+                if j != i
+            ]
+            wins = [r.verdict == stats.BETTER for r in stats.family_verdicts(others)]
             best_votes.setdefault(i, []).append(
-                len(members) > 1
-                and all(
-                    stats.paired_comparison(
-                        seeds[j].get(metric, {}), seeds[i].get(metric, {})
-                    ).verdict
-                    == stats.BETTER
-                    for j in members
-                    if j != i
-                )
+                bool(others)
+                and all(wins)
+                and values["verdict_holm"][i] in (stats.BETTER, REFERENCE)
             )
     values["best"] = [bool(best_votes.get(i)) and all(best_votes[i]) for i in range(len(board))]
     board = pd.concat([board, pd.DataFrame(values, index=board.index)], axis=1)
@@ -542,7 +570,10 @@ def first_samples(results_dir: str | Path, runs: pd.DataFrame, row: pd.Series) -
 
 # Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
 HEADLINE_EXTRAS = {"intra_cluster_diversity": "diversity", "mem_closer_to_train": "memorised"}
-BOARD_TITLE = "leaderboard (mean ± std over seeds; ★ better than every other method, paired)"
+BOARD_TITLE = (
+    "leaderboard (mean ± std over seeds; Δ with its paired-t 95% CI, p and verdict; Holm: "
+    "family-wise verdict over the target's methods; ★ better than every other method, Holm)"
+)
 
 
 def _missing(value: Any) -> bool:
@@ -594,6 +625,7 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
     versus = f"Δ vs {references[0]}" if len(references) == 1 else "Δ vs reference"
     extra = [c for c in HEADLINE_EXTRAS if f"{c}_mean" in board.columns]
     headers = [*shown, "method", "seeds", "FID", "95% CI", f"{versus} [95% CI]", "p", "verdict"]
+    headers += ["Holm"]
     headers += ["KID", *[HEADLINE_EXTRAS[c] for c in extra]]
     rows, bold = [], []
     best = best_rows(board)
@@ -616,6 +648,7 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
             delta,
             p_text(row.get("delta_p")),
             str(row.get("verdict") or ""),
+            "" if _missing(row.get("verdict_holm")) else str(row.get("verdict_holm")),
             _spread(row.get("kid_mean"), row.get("kid_std")),
         ]
         cells += [_spread(row.get(f"{c}_mean"), row.get(f"{c}_std")) for c in extra]
@@ -782,7 +815,7 @@ def comparison_lines(comparison: Comparison, a: str, b: str) -> list[str]:
         verdict = f"{result.test}: p = {p_text(result.p)} → {outcome} (α = {ALPHA})"
     if not comparison.is_metric:
         verdict += f"; {NOT_A_METRIC} (random extractor)"
-    lines.append(f"mean Δ {_signed(result.delta_mean)}, 95% bootstrap CI {ci}; {verdict}")
+    lines.append(f"mean Δ {_signed(result.delta_mean)}, 95% CI (paired t) {ci}; {verdict}")
     return lines
 
 

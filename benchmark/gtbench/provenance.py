@@ -3,6 +3,7 @@ the distribution that provided each plugin."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -56,9 +57,17 @@ def git_state(here: Path) -> dict[str, Any]:
 
 
 def _git(where: Path, *args: str) -> str | None:
-    """git's stripped output, or None when git is missing or fails."""
+    """git's stripped output, or None when git is missing or fails.
+
+    Read-only: without optional locks (``--no-optional-locks``, ``GIT_OPTIONAL_LOCKS=0``)
+    ``git status`` never refreshes and rewrites the user's ``.git/index``, nor takes
+    ``index.lock`` from under a git command of theirs."""
+    command = ["git", "--no-optional-locks", *args]
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
-        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            command, cwd=where, capture_output=True, text=True, timeout=10, env=env
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

@@ -101,24 +101,27 @@ def _leaderboard_section(board: pd.DataFrame, reference: str) -> str:
     title, headers, rows, bold = board_cells(board)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = []
-    at = headers.index("verdict")
+    at = {headers.index("verdict"), headers.index("Holm")}
     for cells, strong in zip(rows, bold, strict=True):
         tds = []
         for position, cell in enumerate(cells):
-            colour = VERDICT_COLOURS.get(cell) if position == at else None
+            colour = VERDICT_COLOURS.get(cell) if position in at else None
             style = f' style="color:{colour}"' if colour else ""
             tds.append(f"<td{style}>{html.escape(cell)}</td>")
         body.append(f'<tr class="{"best" if strong else ""}">{"".join(tds)}</tr>')
     caption = html.escape(title).replace("\n", "<br>")
     return f"""
 <h2 id="leaderboard-title">Leaderboard</h2>
-<p>Mean ± sample std over seeds and the 95 % percentile-bootstrap CI of the mean. Δ is the
+<p>Mean ± sample std over seeds and the 95 % bootstrap CI of the mean (BCa). Δ is the
 paired difference to <b>{html.escape(reference)}</b> over the seeds both ran (the seed fixes
-the shots), with its bootstrap CI; p is a two-sided paired t-test (an exact sign-flip test
-cannot reject below 6 seeds). Verdicts at α = 0.05, not corrected for the number of
-methods (column <code>delta_p_holm</code> of <code>leaderboard.csv</code> is). Bold rows
-are better than every other method of their target by the paired test; none when the top
-methods tie. Targets whose FID is not valid (fewer reference images than feature
+the shots), with the paired t-test's own 95 % CI and two-sided p (an exact sign-flip test
+cannot reject below 6 seeds): <i>verdict</i> is that one comparison at α = 0.05, and its
+interval excludes 0 exactly when it says better or worse. <i>Holm</i> is the family-wise
+verdict over all of the target's comparisons with the reference (Holm's step-down at
+α = 0.05; <code>delta_p_holm</code>, <code>delta_fw_ci_low/high</code> in
+<code>leaderboard.csv</code>): it is what claims rest on. Bold rows are better than every
+other method of their target, Holm over those comparisons; none when the top methods
+tie. Targets whose FID is not valid (fewer reference images than feature
 dimensions) are compared by KID. Rows marked (stale) come from records of older plugin,
 trainer or protocol versions: compared only among themselves, never ranked.</p>
 <div class=wide><table id="leaderboard"><caption>{caption}</caption>
@@ -178,7 +181,7 @@ def _forest_section(groups: list[tuple[str, pd.DataFrame]], reference: str) -> s
                 )
             ],
         )
-        axis.set_xlabel(f"Δ {label} vs {reference} (mean, 95% bootstrap CI; < 0 is better)")
+        axis.set_xlabel(f"Δ {label} vs {reference} (mean, 95% paired-t CI; < 0 is better)")
         axis.set_title(title, fontsize=9)
         parts.append(f"<h3>{html.escape(title)}</h3>{_png(figure)}")
     return "\n".join(parts)

@@ -199,6 +199,20 @@ def prefetch_assets(cells: list[dict[str, Any]]) -> None:
                 fetch(asset)
 
 
+def preflight(pending: list[dict[str, Any]], *, check_this_device: bool = True) -> None:
+    """The checks a sweep makes before anything trains, and ``--dry-run`` makes too: the
+    device exists (``check_this_device``: cells run on this machine), the extractor's
+    weights are here, every declared asset is fetched, and every dataset and source keeps
+    its contract (:func:`check_contracts`). Each failure is one line."""
+    if not pending:
+        return
+    if check_this_device:
+        check_device()
+    make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
+    prefetch_assets(pending)
+    check_contracts(pending)
+
+
 def _write_plan(plan: Plan, results_dir: Path, kept: dict[str, str] | None = None) -> None:
     payload = {
         "cells": [{"run_id": c["run_id"], "label": cell_label(c)} for c in plan.cells],
@@ -244,12 +258,7 @@ def run_sweep(
             f"--no-wait needs a launcher whose jobs outlive this process (e.g. slurm); "
             f"{launcher_plugin.name!r} runs the cells itself"
         )
-    if pending:
-        if not launcher_plugin.can_detach:
-            check_device()
-        make_plugin("extractor", pending[0]["eval"]["extractor"]).check_available()
-        prefetch_assets(pending)
-        check_contracts(pending)
+    preflight(pending, check_this_device=not launcher_plugin.can_detach)
     kept = {s.run_id: s.cell_run_id for s in summary.stale if s.exact} if keep_stale else {}
     _write_plan(plan, results_dir, kept)
     by_id = {cell["run_id"]: cell for cell in pending}

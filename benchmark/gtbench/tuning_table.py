@@ -6,6 +6,11 @@ finetune, ``tuned-validation`` rows against tuned finetune). What a reader of a 
 study asks next is per method: did tuning help it, and does its verdict against finetune
 change once everything is tuned equally? One row per target and method answers both,
 with the values tuning chose next to the defaults they replaced.
+
+``default_verdict`` / ``tuned_verdict`` are the leaderboard's family-wise verdicts
+(``verdict_holm``: Holm over the target's comparisons with finetune). The tuned − default
+difference has its paired t interval and per-comparison verdict, and a family-wise verdict
+(Holm over the target's methods) with the interval of the Holm step that decided it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ TUNING_COLUMNS = [
     "tuned_minus_default_ci95_high",
     "tuned_minus_default_p",
     "tuned_minus_default_verdict",
+    "tuned_minus_default_p_holm",
+    "tuned_minus_default_verdict_holm",
+    "tuned_minus_default_fw_ci_low",
+    "tuned_minus_default_fw_ci_high",
 ]
 _METRIC_COLUMN = {"fid": "fid", "kid": "kid_mean"}
 
@@ -81,7 +90,7 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
         return pd.DataFrame(columns=TUNING_COLUMNS)
     board = board[~board["stale"].astype(bool)].copy()
     board["base"] = board["method"].map(base_method)
-    rows = []
+    rows, paired_results = [], []
     for key, group in board.groupby([*TARGET, "base"], sort=False):
         default = group[group["selection"] == "default"]
         tuned = group[group["selection"].astype(str).str.startswith("tuned-")]
@@ -109,10 +118,10 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
                 "default_values": _json(_default_values(default_record or {}, searched)),
                 "default_seeds": len(before),
                 "default_mean": d[mean],
-                "default_verdict": d.get("verdict", ""),
+                "default_verdict": d.get("verdict_holm", ""),
                 "tuned_seeds": len(after),
                 "tuned_mean": t[mean],
-                "tuned_verdict": t.get("verdict", ""),
+                "tuned_verdict": t.get("verdict_holm", ""),
                 "reference": t.get("reference", reference),
                 "tuned_minus_default_mean": paired.delta_mean,
                 "tuned_minus_default_ci95_low": paired.ci_low,
@@ -121,6 +130,18 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
                 "tuned_minus_default_verdict": paired.verdict,
             }
         )
+        paired_results.append(paired)
+    # family-wise: Holm over one target's tuned − default comparisons (one per method)
+    families: dict[tuple[Any, ...], list[int]] = {}
+    for index, row in enumerate(rows):
+        families.setdefault(tuple(row[k] for k in TARGET), []).append(index)
+    for members in families.values():
+        judged = stats.family_verdicts([paired_results[i] for i in members])
+        for i, result in zip(members, judged, strict=True):
+            rows[i]["tuned_minus_default_p_holm"] = result.p_holm
+            rows[i]["tuned_minus_default_verdict_holm"] = result.verdict
+            rows[i]["tuned_minus_default_fw_ci_low"] = result.ci_low
+            rows[i]["tuned_minus_default_fw_ci_high"] = result.ci_high
     return pd.DataFrame(rows, columns=TUNING_COLUMNS)
 
 

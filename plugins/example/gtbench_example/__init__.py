@@ -1,1 +1,1 @@
-"""An example third-party gtbench plugin distribution (see the README's "Write a plugin")."""
+"""An example third-party gtbench plugin distribution (see docs/plugins.md)."""
