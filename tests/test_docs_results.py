@@ -32,6 +32,18 @@ def test_docs_table_equals_the_committed_csv(kind, csv, page):
     assert table in (ROOT / page).read_text(), f"{page}'s {kind} table is not {csv}"
 
 
+def _as_committed(runs):
+    """The committed records as they were tabulated: a later version bump (of a plugin,
+    the trainer or the protocol) makes them stale, but the claims are about them."""
+    runs = runs.copy()
+    runs["stale"] = False
+    # a default run is labelled by the parameters that differ from today's defaults
+    # (minegan v3's stage1_iters, adam v3's uv_lr); they were the defaults then
+    default = runs["selection"] == "default"
+    runs.loc[default, "method"] = runs.loc[default, "method"].str.split(":").str[0]
+    return runs
+
+
 def _csv(path: str):
     import pandas as pd
 
@@ -159,7 +171,7 @@ def test_leaderboard_page_claims_about_seeds():
 
     from gtbench.leaderboard import leaderboard, run_rows
 
-    runs = run_rows(ROOT / "results" / "reference")
+    runs = _as_committed(run_rows(ROOT / "results" / "reference"))
     widths, ties = {}, {}
     for seeds, subset in ((3, runs[runs["seed"] < 3]), (8, runs)):
         board = leaderboard(subset)
@@ -189,7 +201,7 @@ def test_leaderboard_page_claims_about_seeds():
 def reference_runs():
     from gtbench.leaderboard import run_rows
 
-    return run_rows(ROOT / "results" / "reference")
+    return _as_committed(run_rows(ROOT / "results" / "reference"))
 
 
 @pytest.mark.parametrize(

@@ -57,8 +57,9 @@ class Method(Plugin, ABC):
     code: ClassVar[str] = ""
     requires_discriminator: ClassVar[bool] = False  # needs a *pretrained* D
     start_from_pretrained: ClassVar[bool] = True  # False: random init (scratch baseline)
-    # Non-empty: why this method cannot train inside the shared counted budget (its own
-    # `fit`); stored in every record so the leaderboard can show it. Empty for all built-ins.
+    # Non-empty: why this method's counted steps differ from the shared budget (its own
+    # `fit`, or phases that freeze G and so count as D-only steps); stored in every record
+    # so the leaderboard can show it. RICK is the one built-in that sets it.
     unequal_budget: ClassVar[str] = ""
 
     def incompatibility(self, source: SourceInfo) -> str | None:

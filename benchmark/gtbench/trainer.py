@@ -103,9 +103,10 @@ class TrainContext:
     step: int = 0  # index of the current step in the whole budget
     phase: Phase | None = None  # the running phase
     phase_step: int = 0  # index of the current step inside ``phase``
+    # optimiser steps that moved a parameter of that network (:func:`_moves`)
     g_steps: int = 0  # generator optimiser steps taken
-    d_steps: int = 0  # discriminator optimiser steps taken (warm-up included)
-    warmup_steps: int = 0  # D-only warm-up steps taken
+    d_steps: int = 0  # discriminator optimiser steps taken (D-only steps included)
+    warmup_steps: int = 0  # D-only steps: D stepped and no G parameter did
     images_seen: int = 0  # real images shown to D in its updates
     state: dict[str, Any] = field(default_factory=dict)  # a method's own bookkeeping
     # values the trainer measured (``reg_grad_ratio``...), merged into ``method_metrics``
@@ -336,6 +337,15 @@ def _optimizer(
     return torch.optim.Adam(groups, lr=lr, betas=betas)
 
 
+def _moves(optimizer: torch.optim.Optimizer | None) -> bool:
+    """Whether ``optimizer.step()`` is about to move a parameter: some parameter of its
+    (non-empty) groups has a gradient. A step of a network whose parameters are all
+    frozen, or that received no gradient, is not a step of that network."""
+    if optimizer is None:
+        return False
+    return any(p.grad is not None for group in optimizer.param_groups for p in group["params"])
+
+
 def _check_finite(values: dict[str, torch.Tensor], step: int) -> None:
     for name, value in values.items():
         if not bool(torch.isfinite(value).all()):
@@ -460,8 +470,6 @@ def train(ctx: TrainContext, method: Method) -> None:
     phases = resolve_phases(ctx, method)
     planned_g = sum(p.steps or 0 for p in phases if p.trains_generator)
     planned_d = sum(p.steps or 0 for p in phases)
-    # the trainer's own D-only warm-up (a method's D-only phase is not counted as one)
-    warmup_phase = phases[0] if min(max(config.d_warmup, 0), config.iters) > 0 else None
     # regulariser strength: the record's value over the last 10 % of each network's
     # updates; the train log's on the first update of every row and those
     measure_g_from = planned_g - max(1, math.ceil(0.1 * planned_g))
@@ -511,6 +519,7 @@ def train(ctx: TrainContext, method: Method) -> None:
             d_params = [p for p in discriminator.parameters() if p.requires_grad]
             if ctx.d_optimizer is not None:
                 ctx.d_optimizer.zero_grad(set_to_none=True)
+            d_moved = g_moved = False
             if d_params:
                 first_of_row = index % config.check_every == 0
                 recorded = ctx.d_steps >= measure_d_from
@@ -525,12 +534,11 @@ def train(ctx: TrainContext, method: Method) -> None:
                     (r1 * (config.r1_gamma / 2 * config.r1_every)).backward(inputs=d_params)
                     window.add("r1", r1)
                 method.before_optimizer_step(ctx, step)
+                d_moved = _moves(ctx.d_optimizer)
                 if ctx.d_optimizer is not None:
                     ctx.d_optimizer.step()
-            ctx.d_steps += 1
+            ctx.d_steps += int(d_moved)
             ctx.images_seen += batch
-            if phase is warmup_phase:
-                ctx.warmup_steps += 1
             method.after_step(ctx, step)
             window.add("loss_d", loss_d)
             window.add("d_real", d_real.mean())
@@ -564,9 +572,10 @@ def train(ctx: TrainContext, method: Method) -> None:
                         if recorded:
                             ratios["reg_grad_ratio"].append(ratio)
                     method.before_optimizer_step(ctx, step)
+                    g_moved = _moves(ctx.g_optimizer)
                     if ctx.g_optimizer is not None:
                         ctx.g_optimizer.step()
-                ctx.g_steps += 1
+                ctx.g_steps += int(g_moved)
                 beta = ema_beta(config, (ctx.g_steps - ema_start) * batch, rampup)
                 update_ema(ctx.g_ema, generator, beta)
                 method.after_step(ctx, step)
@@ -575,6 +584,7 @@ def train(ctx: TrainContext, method: Method) -> None:
                 if extra_g is not None:
                     window.add("reg_g", extra_g)
                     pending["reg_g"] = extra_g.detach()
+            ctx.warmup_steps += int(d_moved and not g_moved)  # D-only: warm-up or G frozen
             index += 1
             if index % config.check_every == 0 or index == config.iters:
                 _check_finite(pending, index - 1)

@@ -78,6 +78,12 @@ class RICK(Method):
         "Transfer in Few-shot Image Generation, CVPR 2023"
     )
     code = "github.com/yunqing-me/RICK (train_dynamic_update_prune.py)"
+    # v2: the trainer counts the head warm-up's steps (G frozen) as D-only steps
+    version = "2"
+    unequal_budget = (
+        "the head warm-up (the authors' warm-up iterations) freezes G inside the budget: "
+        "its steps are D-only, so G takes fewer counted steps than other methods'"
+    )
     requires_discriminator = False  # a fresh D (G-only source) is warmed up by the trainer
     example_params: ClassVar = {"fisher_samples": 4}
     parameters: ClassVar = {
