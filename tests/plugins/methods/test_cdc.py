@@ -267,3 +267,22 @@ def test_ratio_split_by_step_kind_and_the_head_lr_strengthens_the_patch_signal()
     authors, slow = _kind_ratios("cdc"), _kind_ratios("cdc:head_lr=0")
     assert authors["image"] < 0.2 * authors["patch"]  # the kinds are told apart correctly
     assert authors["patch"] < 0.7 * slow["patch"]
+
+
+def test_r1_on_a_patch_step_goes_through_the_patch_head() -> None:
+    """As the authors' lazy R1 pass (``flag=which``, the patch logits' per-image mean):
+    step 1 of ``anchor_every=2`` calls the head for D's reals, fakes, R1 and G's fakes."""
+    calls = []
+
+    class Counting(registry.methods().get("cdc")):  # type: ignore[misc]
+        def setup(self, ctx) -> None:  # noqa: ANN001
+            super().setup(ctx)
+            head = getattr(ctx.discriminator, HEAD_NAME)
+            head.register_forward_hook(lambda m, x, y: calls.append(ctx.step))
+
+    ctx = CONTEXTS["debug"](iters=2, r1_every=1)
+    train(ctx, Counting(anchor_every=2))
+    assert calls == [1, 1, 1, 1]
+    calls.clear()
+    train(CONTEXTS["debug"](iters=2, r1_every=2), Counting(anchor_every=2))
+    assert calls == [1, 1, 1]  # no R1 at step 1
