@@ -286,3 +286,18 @@ def test_r1_on_a_patch_step_goes_through_the_patch_head() -> None:
     calls.clear()
     train(CONTEXTS["debug"](iters=2, r1_every=2), Counting(anchor_every=2))
     assert calls == [1, 1, 1]  # no R1 at step 1
+
+
+def test_train_log_has_the_kl_and_the_ratio_by_step_kind(tmp_path) -> None:  # noqa: ANN001
+    ctx = CONTEXTS["debug"](iters=8, check_every=2)  # rows start at steps 0, 2, 4, 6
+    ctx.log_path = tmp_path / "train_log.csv"
+    train(ctx, registry.methods().create("cdc:anchor_every=4"))
+    import csv
+
+    with open(ctx.log_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"cdc_kl", "reg_grad_ratio", "cdc_ratio_image", "cdc_ratio_patch"} <= set(rows[0])
+    # first updates of the rows: steps 0, 4 image-level; 2, 6 patch-level
+    assert [bool(r["cdc_ratio_image"]) for r in rows] == [True, False, True, False]
+    assert [bool(r["cdc_ratio_patch"]) for r in rows] == [False, True, False, True]
+    assert all(float(r["reg_grad_ratio"]) >= 0 for r in rows)
