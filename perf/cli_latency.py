@@ -49,7 +49,7 @@ PROBE = (
     "    sys.stderr.write('\\nHEAVY:' + ','.join(loaded) + '\\n')\n"
     "atexit.register(_report)\n"
     "sys.argv = ['gtbench', *sys.argv[1:]]\n"
-    "from gtbench.cli import main\n"
+    "from gtbench.cli.main import main\n"
     "main()\n"
 )
 

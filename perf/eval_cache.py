@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from gtbench import registry
-from gtbench.evaluation import EvalSettings, evaluate, load_feature_extractor
-from gtbench.runner import MatchedTarget, default_device
+from gtbench.launch.runner import MatchedTarget
+from gtbench.measure.evaluation import EvalSettings, evaluate, load_feature_extractor
+from gtbench.plugin import registry
+from gtbench.train.device import default_device
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 from torch_fidelity.metric_kid import kid_features_to_metric
 
-from gtbench import registry
-from gtbench.evaluation import extract_features, kid_from_features, load_feature_extractor
+from gtbench.measure.evaluation import extract_features, kid_from_features, load_feature_extractor
+from gtbench.plugin import registry
 
 
 def _median_s(work: Callable[[], object], repeats: int) -> float:

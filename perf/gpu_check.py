@@ -81,7 +81,7 @@ def _fresh_cache(folder: Path) -> dict[str, str]:
 
 
 def _gtbench(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "gtbench.cli", *arguments]
+    return [sys.executable, "-m", "gtbench.cli.main", *arguments]
 
 
 def _records(results: Path) -> list[dict]:

@@ -37,9 +37,9 @@ def main() -> None:
 
     import torch
 
-    from gtbench.cells import plan_suite
-    from gtbench.suite import load_suite
-    from gtbench.sweep import run_sweep
+    from gtbench.launch.sweep import run_sweep
+    from gtbench.plan.cells import plan_suite
+    from gtbench.plan.suite import load_suite
 
     torch.set_num_threads(1)
     suite = load_suite("debug")

@@ -18,8 +18,8 @@ import statistics
 
 import torch
 
-from gtbench import registry
 from gtbench.api import TrainConfig, build_context, match_format, to_unit_range, train
+from gtbench.plugin import registry
 
 
 def shots(dataset_name: str, seed: int, n: int = 10) -> torch.Tensor:

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from gtbench import registry
 from gtbench.api import Method
-from gtbench.trainer import TrainConfig, build_context, ema_beta, train, update_ema
+from gtbench.plugin import registry
+from gtbench.train.trainer import TrainConfig, build_context, ema_beta, train, update_ema
 
 
 def networks():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from gtbench.cli import main
+from gtbench.cli.main import main
 
 FAST = ["--suite", "debug", "--iters", "4", "--n-samples", "40", "--batch-size", "4"]
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gtbench import assets as assets_module
-from gtbench import registry
 from gtbench.api import Dataset, DatasetInfo
-from gtbench.assets import (
+from gtbench.cli.fetch import fetch_command
+from gtbench.errors import MissingAssetError
+from gtbench.files import assets as assets_module
+from gtbench.files.assets import (
     CACHE_ENV,
     OFFLINE_ENV,
     Asset,
@@ -26,8 +27,7 @@ from gtbench.assets import (
     instructions,
     is_cached,
 )
-from gtbench.errors import MissingAssetError
-from gtbench.fetch_cli import fetch_command
+from gtbench.plugin import registry
 
 PAYLOAD = b"some weights" * 1000
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

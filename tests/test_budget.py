@@ -14,9 +14,9 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
-from gtbench import registry
-from gtbench.spec import PluginSpec
-from gtbench.trainer import TrainConfig, build_context
+from gtbench.plugin import registry
+from gtbench.plugin.spec import PluginSpec
+from gtbench.train.trainer import TrainConfig, build_context
 
 SOURCES = ("debug", "animals-dcgan32")
 # long enough for every method's own phases (RICK's head warm-up, AdAM's probe,
@@ -124,7 +124,7 @@ def test_every_method_gets_the_same_counted_budget(source: str, method: str) -> 
 def test_planned_phases_give_equal_budgets_at_the_default_suite_budget(method: str) -> None:
     """The tiny runs above round a method's fractions of the budget to nothing; the plan at
     the default suite's budget (300 steps, warm-up 20 for a fresh D) must be equal too."""
-    from gtbench.trainer import resolve_phases
+    from gtbench.train.trainer import resolve_phases
 
     cls = registry.methods().get(method)
     instance = registry.methods().create(PluginSpec(method, dict(cls.example_params)))

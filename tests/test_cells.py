@@ -1,8 +1,8 @@
 import pytest
 
-from gtbench.cells import plan_suite
 from gtbench.errors import PluginError, UsageError
-from gtbench.suite import load_suite
+from gtbench.plan.cells import plan_suite
+from gtbench.plan.suite import load_suite
 
 
 def _suite(**changes):
@@ -32,8 +32,8 @@ def test_run_id_covers_parameters_and_budget():
 
 
 def test_incompatible_cells_are_skipped_with_reason():
-    from gtbench import registry
     from gtbench.api import Method
+    from gtbench.plugin import registry
 
     class NeedsD(Method):
         requires_discriminator = True

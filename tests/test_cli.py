@@ -8,8 +8,8 @@ import stat
 import pandas as pd
 import pytest
 
-from gtbench import registry
 from gtbench.api import Method
+from gtbench.plugin import registry
 from tests.helpers import FAST, gtbench
 
 
@@ -86,7 +86,7 @@ def test_list_shows_each_plugins_own_version(monkeypatch):
     distribution's: in the JSON, in a log and in the terminal table."""
     from rich.console import Console
 
-    from gtbench import cli
+    from gtbench.cli import main as cli
     from gtbench_plugins.methods.finetune import FineTune
 
     monkeypatch.setattr(FineTune, "version", "7b")
@@ -214,7 +214,7 @@ def test_no_wait_needs_a_detaching_launcher(tmp_path):
 
 
 def test_missing_asset_fails_the_sweep_before_training(tmp_path, monkeypatch):
-    from gtbench.assets import Asset
+    from gtbench.files.assets import Asset
     from gtbench_plugins.datasets.debug import DebugDataset
 
     class NeedsFile(DebugDataset):
@@ -238,7 +238,7 @@ HEAVY = ("torch", "torch_fidelity", "pandas")
 PROBE = (
     "import sys\n"
     "from click.testing import CliRunner\n"
-    "from gtbench.cli import main\n"
+    "from gtbench.cli.main import main\n"
     "result = CliRunner().invoke(main, sys.argv[1:])\n"
     "print(result.exit_code, [m for m in {heavy!r} if m in sys.modules])\n"
     "print(result.output)\n"
@@ -285,7 +285,7 @@ def test_help_and_usage_errors_import_nothing_heavy(args, code, message):
 def test_lazy_commands_are_listed_with_their_own_help():
     import importlib
 
-    from gtbench.cli import LAZY_COMMANDS
+    from gtbench.cli.main import LAZY_COMMANDS
 
     for name, (target, short) in LAZY_COMMANDS.items():
         module, _, attr = target.partition(":")

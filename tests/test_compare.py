@@ -4,7 +4,7 @@ import io
 
 import pandas as pd
 
-from gtbench.records import write_record
+from gtbench.results.records import write_record
 from tests.helpers import gtbench
 from tests.test_leaderboard import _record, _write
 

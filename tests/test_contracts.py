@@ -1,4 +1,4 @@
-"""Plugin contracts (gtbench.contracts), tried as a third-party author would break them:
+"""Plugin contracts (gtbench.plugin.contracts), tried as a third-party author would break them:
 each broken dataset or source fails in one line naming the plugin and its distribution,
 in the sweep's pre-flight before anything trains, and in the registry-wide tests."""
 
@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from gtbench import registry
 from gtbench.api import (
     Dataset,
     DatasetInfo,
@@ -24,6 +23,7 @@ from gtbench.api import (
     check_source,
 )
 from gtbench.errors import PluginError
+from gtbench.plugin import registry
 from tests.helpers import FAST, gtbench
 from tests.plugins import test_every_plugin
 

@@ -99,8 +99,8 @@ def _documented_specs() -> list[tuple[str, str, str]]:
 
 
 def test_documented_command_lines_name_real_plugins_and_parameters():
-    from gtbench import registry
-    from gtbench.spec import parse_spec, parse_spec_list
+    from gtbench.plugin import registry
+    from gtbench.plugin.spec import parse_spec, parse_spec_list
 
     specs = _documented_specs()
     assert len(specs) >= 10
@@ -119,8 +119,8 @@ def test_the_plugin_guide_code_runs(tmp_path, monkeypatch):
     import tomllib
     import torch
 
-    from gtbench import registry
     from gtbench.api import check_dataset, check_source
+    from gtbench.plugin import registry
 
     text = (ROOT / "docs" / "plugins.md").read_text()
     python = re.findall(r"```python\n(.*?)```", text, flags=re.S)
@@ -169,3 +169,35 @@ def test_the_plugin_guide_kid_ranges_are_the_committed_ones():
     for dataset, words in (("animals-cat", "cats"), ("digits", "digits")):
         low, high = ranges.loc[dataset]
         assert f"{spaced(low)} to {spaced(high)} on {words}" in text
+
+
+def test_architecture_names_only_real_tests_and_functions():
+    """docs/architecture.md's invariants each name the test that guards them, and its
+    stages name functions of the core: every one of them must exist."""
+    import importlib
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    tests = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", text)
+    assert len(tests) >= 8
+    for path, name in tests:
+        assert re.search(rf"^def {name}\(", (ROOT / path).read_text(), flags=re.M), (
+            f"architecture.md names {path}::{name}, which does not exist"
+        )
+    for chained in re.findall(r"`::(\w+)`", text):  # `file::a`, `::b`: b in the same file
+        assert any(
+            re.search(rf"^def {chained}\(", (ROOT / p).read_text(), flags=re.M) for p, _ in tests
+        ), f"architecture.md names ::{chained}, which does not exist"
+    functions = re.findall(
+        r"`((?:plan|launch|results|train|measure|plugin|files|cli)\.[\w.]+)`", text
+    )
+    assert len(functions) >= 15
+    for dotted in functions:
+        try:  # a module ...
+            importlib.import_module(f"gtbench.{dotted}")
+            continue
+        except ModuleNotFoundError:  # ... or a name in one
+            module, _, attr = dotted.rpartition(".")
+        target = importlib.import_module(f"gtbench.{module}")
+        assert hasattr(target, attr), (
+            f"architecture.md names gtbench.{dotted}, which does not exist"
+        )

@@ -91,7 +91,7 @@ def test_leaderboard_page_claims_about_the_committed_leaderboard():
 @pytest.mark.parametrize("folder", ["reference", "tuned"])
 def test_no_committed_verdict_disagrees_with_its_interval(folder):
     """Both verdicts and the intervals printed beside them come from one procedure."""
-    from gtbench.stats import disagrees
+    from gtbench.measure.stats import disagrees
 
     board = _csv(f"results/{folder}/leaderboard.csv")
     for verdict, low, high in (
@@ -169,7 +169,7 @@ def test_leaderboard_page_claims_about_seeds():
     import numpy as np
     from scipy import stats
 
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.results.leaderboard import leaderboard, run_rows
 
     runs = _as_committed(run_rows(ROOT / "results" / "reference"))
     widths, ties = {}, {}
@@ -199,7 +199,7 @@ def test_leaderboard_page_claims_about_seeds():
 
 @pytest.fixture(scope="module")
 def reference_runs():
-    from gtbench.leaderboard import run_rows
+    from gtbench.results.leaderboard import run_rows
 
     return _as_committed(run_rows(ROOT / "results" / "reference"))
 
@@ -223,7 +223,7 @@ def reference_runs():
     ],
 )
 def test_docs_claims_against_the_papers(reference_runs, a, b, dataset, delta, verdict, p_below):
-    from gtbench.leaderboard import compare
+    from gtbench.results.leaderboard import compare
 
     (comparison,) = compare(reference_runs, a, b, dataset)
     result = comparison.result

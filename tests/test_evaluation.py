@@ -14,7 +14,7 @@ import torch
 
 from gtbench.api import Dataset, DatasetInfo, Extractor, Generator
 from gtbench.errors import MissingAssetError, UsageError
-from gtbench.evaluation import (
+from gtbench.measure.evaluation import (
     EvalSettings,
     evaluate,
     extract_features,
@@ -158,7 +158,7 @@ def test_kid_equals_torch_fidelitys_per_subset_loop(n_1, n_2, size, monkeypatch)
     for large sets (forced here) against both."""
     from torch_fidelity.metric_kid import kid_features_to_metric
 
-    from gtbench import evaluation
+    from gtbench.measure import evaluation
 
     g = torch.Generator().manual_seed(n_1)
     a = torch.randn(n_1, 32, generator=g, dtype=torch.float64) * 2 + 0.3

@@ -41,7 +41,7 @@ def _gtbench(site: Path, *args: str) -> subprocess.CompletedProcess:
         os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
     )
     return subprocess.run(
-        [sys.executable, "-m", "gtbench.cli", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "gtbench.cli.main", *args], capture_output=True, text=True, env=env
     )
 
 

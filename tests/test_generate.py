@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from gtbench.evaluation import generate_images
-from gtbench.generate import load_generator
-from gtbench.images import save_grid
-from gtbench.runner import SAMPLES
+from gtbench.launch.runner import SAMPLES
+from gtbench.measure.evaluation import generate_images
+from gtbench.plugin.images import save_grid
+from gtbench.results.generate import load_generator
 from tests.helpers import FAST, gtbench
 
 
@@ -212,7 +212,7 @@ def test_generate_truncation_pulls_toward_the_sources_latent_avg(tmp_path, monke
     of a source-only run equals the source's own truncated output pixel for pixel, and
     differs from truncating toward zero (what the lost, non-persistent buffer did). A
     fine-tuned run keeps the same centre."""
-    from gtbench import registry
+    from gtbench.plugin import registry
     from gtbench_plugins.sources.stylegan2.networks import (
         StyleGAN2Discriminator,
         StyleGAN2Generator,
@@ -259,8 +259,8 @@ def test_generate_truncation_pulls_toward_the_sources_latent_avg(tmp_path, monke
 def test_best_ranks_by_kid_where_fid_is_not_valid(tmp_path):
     """60 evaluation images in the debug extractor's 128-d space: FID is flagged not valid,
     so --best picks the row with the lowest mean KID and says so."""
-    from gtbench.generate import best_run
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.results.generate import best_run
+    from gtbench.results.leaderboard import leaderboard, run_rows
 
     small = ["--datasets", "debug:size=100", "--methods", "finetune,scratch,source-only"]
     assert gtbench("run", *FAST, *small, results=tmp_path).exit_code == 0

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = (
     "import sys\n"
-    "from gtbench.cli import main\n"
+    "from gtbench.cli.main import main\n"
     "sys.argv = ['gtbench', *sys.argv[1:]]\n"
     "try:\n"
     "    main()\n"

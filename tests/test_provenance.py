@@ -15,10 +15,12 @@ from typing import ClassVar
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import Parameter
-from gtbench.cells import identity_of, plan_suite, run_id_of
-from gtbench.records import (
+from gtbench.cli.status import cell_states
+from gtbench.plan.cells import identity_of, plan_suite, run_id_of
+from gtbench.plan.suite import load_suite
+from gtbench.plugin import registry
+from gtbench.results.records import (
     FAILED_RECORD,
     RECORD,
     TRACEBACK,
@@ -27,8 +29,6 @@ from gtbench.records import (
     stale_reasons,
     staleness,
 )
-from gtbench.status import cell_states
-from gtbench.suite import load_suite
 from gtbench_plugins.datasets.debug import DebugDataset
 from gtbench_plugins.extractors.debug import DebugExtractor
 from gtbench_plugins.methods.finetune import FineTune
@@ -197,8 +197,8 @@ def _strings(value):
 
 
 def test_records_name_no_path_of_the_machine(tmp_path):
-    from gtbench.assets import cache_dir
-    from gtbench.evaluation import reference_cache_path
+    from gtbench.files.assets import cache_dir
+    from gtbench.measure.evaluation import reference_cache_path
 
     results = tmp_path / "results"
     result = gtbench("run", *TINY, "--methods", "source-only,finetune", results=results)
@@ -254,7 +254,7 @@ def test_force_keeps_the_good_record_until_the_rerun_succeeds(tmp_path, monkeypa
     def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise OSError("disk full")
 
-    monkeypatch.setattr("gtbench.runner._save_weights", disk_full)
+    monkeypatch.setattr("gtbench.launch.runner._save_weights", disk_full)
     late = gtbench("run", *args, "--force", results=tmp_path)
     assert late.exit_code == 1 and "disk full" in late.output
     for name in ("samples.png", "generator.safetensors", RECORD):
@@ -279,8 +279,8 @@ class Tunable(FineTune):
 def test_stale_records_are_matched_to_cells_by_configuration(tmp_path):
     import copy
 
-    from gtbench.records import write_record
-    from gtbench.sweep import stale_records
+    from gtbench.launch.sweep import stale_records
+    from gtbench.results.records import write_record
 
     registry.methods().register("tunable", Tunable)
     (cell,) = _plan(methods=["tunable"]).cells
@@ -306,7 +306,7 @@ def test_git_state_says_whether_the_code_differs_from_the_commit(tmp_path):
     import shutil
     import subprocess
 
-    from gtbench.provenance import git_state
+    from gtbench.results.provenance import git_state
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
@@ -345,7 +345,7 @@ def test_git_state_never_writes_the_users_git_folder(tmp_path):
     import shutil
     import subprocess
 
-    from gtbench.provenance import git_state
+    from gtbench.results.provenance import git_state
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")

@@ -2,10 +2,10 @@ from importlib import metadata
 
 import pytest
 
-from gtbench import registry
 from gtbench.api import Method
 from gtbench.errors import PluginError
-from gtbench.spec import parse_spec
+from gtbench.plugin import registry
+from gtbench.plugin.spec import parse_spec
 
 
 @pytest.fixture

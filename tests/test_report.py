@@ -151,8 +151,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_report_of_records_alone_plots_shots_and_curves_and_says_what_is_missing(tmp_path):
-    from gtbench.records import write_record
-    from gtbench.report import write_report
+    from gtbench.results.records import write_record
+    from gtbench.results.report import write_report
     from tests.test_leaderboard import _record
 
     curve = [{"step": s, "fid": 50.0 - s, "kid_mean": 0.1, "n_samples": 20} for s in (5, 10)]

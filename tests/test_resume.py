@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gtbench.records import iter_records
+from gtbench.results.records import iter_records
 from tests.helpers import FAST
 
 SWEEP = [*FAST, "--methods", "scratch,finetune", "--seeds", "0,1,2"]
@@ -20,7 +20,7 @@ TIMINGS = ("_s_mean", "_s_std")
 def _sweep(results: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "gtbench.cli", "run", *SWEEP, "--results", str(results)],
+        [sys.executable, "-m", "gtbench.cli.main", "run", *SWEEP, "--results", str(results)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gtbench import cli
+from gtbench.cli import main as cli
 from tests.helpers import FAST, gtbench
 
 

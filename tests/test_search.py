@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from gtbench import registry
-from gtbench.search import (
+from gtbench.plugin import registry
+from gtbench.plugin.search import (
     Choice,
     IntUniform,
     LogUniform,

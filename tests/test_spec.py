@@ -1,7 +1,7 @@
 import pytest
 
 from gtbench.errors import UsageError
-from gtbench.spec import PluginSpec, coerce, parse_spec, parse_spec_list
+from gtbench.plugin.spec import PluginSpec, coerce, parse_spec, parse_spec_list
 
 
 def test_name_only():

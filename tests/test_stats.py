@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from gtbench import stats
+from gtbench.measure import stats
 
 
 def _t_df2_two_sided_p(t):

@@ -11,13 +11,13 @@ import sys
 
 from click.testing import CliRunner
 
-from gtbench.cells import SCHEMA_VERSION
-from gtbench.evaluation import PROTOCOL_VERSION
-from gtbench.leaderboard import PLAN_JSON
-from gtbench.records import atomic_write_text, run_dir, write_record
-from gtbench.runner import RUNNING, run_cell
-from gtbench.status import cell_states, status_command
-from gtbench.trainer import TRAINER_VERSION
+from gtbench.cli.status import cell_states, status_command
+from gtbench.launch.runner import RUNNING, run_cell
+from gtbench.measure.evaluation import PROTOCOL_VERSION
+from gtbench.plan.cells import SCHEMA_VERSION
+from gtbench.results.leaderboard import PLAN_JSON
+from gtbench.results.records import atomic_write_text, run_dir, write_record
+from gtbench.train.trainer import TRAINER_VERSION
 from tests.plugins.launchers.common import debug_plan
 
 

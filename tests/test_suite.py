@@ -1,7 +1,7 @@
 import pytest
 
 from gtbench.errors import PluginError, UsageError
-from gtbench.suite import load_suite
+from gtbench.plan.suite import load_suite
 
 
 def test_builtin_suites_load():
@@ -48,7 +48,7 @@ def test_missing_and_unparsable(tmp_path):
 
 
 def test_sweeps_override_their_own_fields(tmp_path):
-    from gtbench.cells import plan_suite
+    from gtbench.plan.cells import plan_suite
 
     path = tmp_path / "s.toml"
     path.write_text(
@@ -120,7 +120,7 @@ def _suite_file(tmp_path, text):
 
 
 def test_values_are_typed_and_normalised_before_run_id(tmp_path):
-    from gtbench.cells import plan_suite
+    from gtbench.plan.cells import plan_suite
 
     def suite(sources: str, train: str):
         path = tmp_path / "s.toml"
@@ -144,7 +144,7 @@ def test_values_are_typed_and_normalised_before_run_id(tmp_path):
 
 
 def test_a_plugin_that_refuses_a_value_is_named(tmp_path):
-    from gtbench.cells import plan_suite
+    from gtbench.plan.cells import plan_suite
 
     path = _suite_file(tmp_path, 'methods = ["freeze-d:layers=2.0"]\n')
     with pytest.raises(PluginError, match=r"^method 'freeze-d': layers must be an integer"):

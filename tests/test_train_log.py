@@ -9,13 +9,13 @@ import csv
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import Method, Phase, to_unit_range
-from gtbench.cells import plan_suite
-from gtbench.records import load_record
-from gtbench.runner import TRAIN_LOG, run_cell
-from gtbench.suite import load_suite
-from gtbench.trainer import TrainConfig, build_context, curve_steps, train
+from gtbench.launch.runner import TRAIN_LOG, run_cell
+from gtbench.plan.cells import plan_suite
+from gtbench.plan.suite import load_suite
+from gtbench.plugin import registry
+from gtbench.results.records import load_record
+from gtbench.train.trainer import TrainConfig, build_context, curve_steps, train
 
 
 def _context(tmp_path, iters=8, **config):
@@ -118,7 +118,7 @@ def _cell(tmp_path, source="debug", method="finetune", curve=0):
     suite.eval.update(n_samples=12, kid_subset_size=6)
     suite.curve, suite.curve_n_samples = curve, 10
     cell = plan_suite(suite).cells[0]
-    if curve and "curve" not in cell:  # planned by gtbench.cells once it knows the key
+    if curve and "curve" not in cell:  # planned by gtbench.plan.cells once it knows the key
         cell["curve"] = {"points": curve, "n_samples": 10}
     outcome = run_cell(cell, tmp_path)
     record = load_record(tmp_path, outcome.run_id)

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import Method, Phase, to_unit_range
 from gtbench.errors import DivergedError
-from gtbench.trainer import (
+from gtbench.plugin import registry
+from gtbench.train.trainer import (
     TrainConfig,
     build_context,
     ema_beta,
@@ -353,7 +353,7 @@ def test_batchnorm_statistics_of_the_ema_are_recomputed():
 
 def test_suite_augment_setting_points_to_the_diffaugment_method():
     from gtbench.errors import UsageError
-    from gtbench.suite import suite_from_mapping
+    from gtbench.plan.suite import suite_from_mapping
 
     with pytest.raises(UsageError, match="diffaugment") as error:
         suite_from_mapping({"train": {"augment": "color"}}, "suite file x.toml")

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
-from gtbench import registry
-from gtbench.api import Method, Parameter
-from gtbench.cells import make_plugin, plan_suite, plugin_ref
+from gtbench.api import Dataset, Method, Parameter
 from gtbench.errors import UsageError
-from gtbench.evaluation import PROTOCOL_VERSION
-from gtbench.images import image_sha256s
-from gtbench.records import load_record, write_record
-from gtbench.search import IntUniform, LogUniform
-from gtbench.suite import load_suite, suite_from_mapping
-from gtbench.tuning import (
+from gtbench.measure.evaluation import PROTOCOL_VERSION
+from gtbench.plan.cells import make_plugin, plan_suite, plugin_ref
+from gtbench.plan.suite import load_suite, suite_from_mapping
+from gtbench.plugin import registry
+from gtbench.plugin.images import image_sha256s
+from gtbench.plugin.search import IntUniform, LogUniform
+from gtbench.results.records import load_record, write_record
+from gtbench.tune.tuning import (
     TRAINER_SEARCH,
     TuneSettings,
     final_plan,
@@ -239,7 +240,7 @@ def _fake_record(results: Path, run_id: str, cell: dict, fid: float, kid: float,
 
 
 def test_selection_uses_the_lowest_validation_score_and_skips_failed_trials(tmp_path) -> None:
-    suite, settings = _debug_suite(["finetune"], seeds=[0, 1])
+    suite, settings = _debug_suite(["finetune"], seeds=[1000, 1001])
     plan = plan_trials(suite, settings)
     ((key, trials),) = plan.targets.items()
     cells = {c["run_id"]: c for c in plan.cells.cells}
@@ -286,6 +287,75 @@ def test_select_on_evaluation_is_labelled_so() -> None:
     assert settings.label == "tuned-evaluation"
 
 
+def _evaluated_hashes(dataset, shots: int, seeds) -> set[str]:
+    return {h for s in seeds for h in dataset.shot_sha256s(dataset.split(shots, s))}
+
+
+def test_trial_shots_are_disjoint_from_every_evaluation_seeds_shots() -> None:
+    suite, settings = _debug_suite(["finetune"])
+    suite.override(seeds=[0, 1, 2])
+    plan = plan_trials(suite, dataclasses.replace(settings, seeds=[1000, 1001]))
+    dataset = make_plugin("dataset", plugin_ref("dataset", DEBUG_VAL))
+    evaluated = _evaluated_hashes(dataset, 10, [0, 1, 2])
+    ((_, per_seed),) = plan.trial_shots.items()
+    assert set(per_seed) == {"1000", "1001"}
+    for seed, hashes in per_seed.items():
+        assert len(set(hashes)) == 10 and not set(hashes) & evaluated
+        split = dataset.split_apart(10, int(seed), [0, 1, 2])
+        assert dataset.shot_sha256s(split) == hashes  # what the runner draws
+    for cell in plan.cells.cells:
+        assert cell["shots_apart_from_seeds"] == [0, 1, 2]
+    # without drawing apart, seed 1000's shots would share images with seeds 0-2
+    assert set(dataset.shot_sha256s(dataset.split(10, 1000))) & evaluated
+
+
+def test_split_apart_is_by_content_and_refuses_an_exhausted_pool() -> None:
+    from gtbench.api import DatasetInfo
+
+    class Copies(Dataset):
+        """Every image twice in the shot pool: index-disjoint is not content-disjoint."""
+
+        @property
+        def info(self) -> DatasetInfo:
+            return DatasetInfo(16, 3, 80, 40, 10)
+
+        def images(self):
+            half = make_plugin("dataset", plugin_ref("dataset", "debug:size=40")).images()
+            return torch.cat([half, half])
+
+        def shot_pool(self) -> list[int]:
+            return list(range(20)) + list(range(40, 60))
+
+    dataset = Copies()
+    evaluated = _evaluated_hashes(dataset, 5, [0, 1])
+    split = dataset.split_apart(5, 1000, [0, 1])
+    assert not set(dataset.shot_sha256s(split)) & evaluated
+    with pytest.raises(ValueError, match="cannot draw 10 trial shots apart"):
+        dataset.split_apart(10, 1000, list(range(8)))  # 80 shots cover the 20 contents
+
+
+def test_tune_refuses_trial_seeds_that_are_evaluation_seeds_in_one_line() -> None:
+    suite, settings = _debug_suite(["finetune"], seeds=[0])
+    with pytest.raises(UsageError, match=r"trial seeds \[0\] are also evaluation seeds") as info:
+        plan_trials(suite, settings)
+    assert "\n" not in str(info.value)
+    # a pool too small to draw apart: one line too
+    suite, settings = _debug_suite(["finetune"])
+    suite.override(datasets=["debug:validation=40,pool=15"])
+    with pytest.raises(UsageError, match="cannot draw 10 trial shots apart") as info:
+        plan_trials(suite, settings)
+    assert "\n" not in str(info.value)
+
+
+def test_tune_cli_refuses_an_overlap_in_one_line(tmp_path: Path) -> None:
+    args = ["tune", "--suite", "debug", "--datasets", DEBUG_VAL, "--methods", "finetune"]
+    result = gtbench(*args, "--trial-seeds", "0", *TINY, results=tmp_path)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "also evaluation seeds" in lines[0], result.output
+    assert not list(tmp_path.glob("runs/*"))
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -309,12 +379,17 @@ def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
         assert record["split"] == "evaluation" and record["eval"]["n_reference"] == 120
         assert record["eval"]["reference_key"] not in {t["eval"]["reference_key"] for t in trials}
     history = tuned[0]["tuning"]["history"]
+    # the record names the trial shots by content; none is a shot of an evaluated seed
+    trial_shots = tuned[0]["tuning"]["trial_shots_sha256"]
+    assert set(trial_shots) == {"1000"}
+    assert set(trial_shots["1000"]) == set(trials[0]["shot_sha256"])
+    assert not set(trials[0]["shot_sha256"]) & set(default[0]["shot_sha256"])
     assert [h["trial"] for h in history] == [0, 1]
     assert {h["run_ids"][0] for h in history} == {t["run_id"] for t in trials}
     chosen = history[tuned[0]["tuning"]["selected_trial"]]
     assert tuned[0]["hparams"]["train"]["lr_g"] == chosen["train"].get("lr_g", 2e-4)
     # a trial or a tuned run never supersedes the default run of equal settings
-    from gtbench.records import stale_reasons
+    from gtbench.results.records import stale_reasons
 
     assert stale_reasons(tmp_path) == {}
     # the default-vs-tuned table: one row, the chosen values beside the defaults
@@ -337,7 +412,7 @@ def test_tune_end_to_end_on_the_debug_pair(tmp_path: Path) -> None:
 
 def test_validation_target_at_the_source_format() -> None:
     """Trials of animals-dcgan32 see the validation cats converted like the shots."""
-    from gtbench.runner import MatchedTarget
+    from gtbench.launch.runner import MatchedTarget
 
     dataset = make_plugin("dataset", plugin_ref("dataset", "animals-cat:res=28"))
     trial = MatchedTarget(dataset, 32, 1, "validation")
@@ -372,7 +447,7 @@ def test_tune_on_a_batchnorm_source(tmp_path: Path) -> None:
 def test_leaderboard_pairs_tuned_methods_and_leaves_trials_out(tmp_path: Path) -> None:
     """Tuned rows differ in the learning rates tuning chose, yet share a target (the
     budget) so each is paired with tuned finetune; trial records are never ranked."""
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.results.leaderboard import leaderboard, run_rows
 
     suite, _ = _debug_suite(["finetune", "probe"])
     suite.override(seeds=[0, 1, 2])
@@ -409,7 +484,7 @@ def test_default_and_tuned_rows_are_ranked_apart_under_method_names(tmp_path: Pa
     selection (a method counts once per target in each), tuned methods are ranked under
     their name whatever values tuning chose, and a tuned reference with parameters
     (``--reference probe``) is still found in the tuned rows."""
-    from gtbench.leaderboard import leaderboard, run_rows
+    from gtbench.results.leaderboard import leaderboard, run_rows
 
     suite, _ = _debug_suite(["finetune", "probe"])
     suite.override(seeds=[0, 1, 2])

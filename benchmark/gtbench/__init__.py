@@ -1,6 +1,6 @@
 """gtbench: a benchmark harness for transfer learning in image generation.
 
-The plugin API lives in :mod:`gtbench.api`; the command line in :mod:`gtbench.cli`.
+The plugin API lives in :mod:`gtbench.api`; the command line in :mod:`gtbench.cli.main`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gtbench import registry
 from gtbench.api import Dataset, DatasetInfo, FewShotSplit, image_sha256s
 from gtbench.errors import GtbenchError, PluginError
+from gtbench.plugin import registry
 from gtbench_plugins.datasets import animals
 from gtbench_plugins.datasets.animals import CLASS_NAMES, load_animal_shapes
 from gtbench_plugins.datasets.folder import FolderDataset
@@ -345,10 +345,10 @@ def test_folder_empty_is_an_error(tmp_path: Path) -> None:
 
 def _folder_cell(tmp_path: Path, dataset: dict) -> dict:
     """Run one tiny cell (debug source and extractor) on a folder target; its record."""
-    from gtbench.cells import plan_suite
-    from gtbench.records import load_record
-    from gtbench.runner import run_cell
-    from gtbench.suite import load_suite
+    from gtbench.launch.runner import run_cell
+    from gtbench.plan.cells import plan_suite
+    from gtbench.plan.suite import load_suite
+    from gtbench.results.records import load_record
 
     suite = load_suite("debug")
     suite.datasets, suite.methods, suite.shots = [dataset], ["finetune"], [6]

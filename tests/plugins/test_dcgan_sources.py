@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from gtbench.errors import MissingAssetError
-from gtbench.pretrain import load_pretrained, pretrain, pretrain_command
+from gtbench.train.pretrain import load_pretrained, pretrain, pretrain_command
 from gtbench_plugins.datasets.debug import DebugDataset
 from gtbench_plugins.sources import animals, digiface
 from gtbench_plugins.sources.dcgan import (
@@ -63,7 +63,7 @@ def test_bad_resolution() -> None:
 
 @pytest.fixture(scope="module")
 def digiface_weights() -> Path:
-    from gtbench.assets import fetch
+    from gtbench.files.assets import fetch
 
     try:
         return fetch(digiface.WEIGHTS)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from gtbench import registry
 from gtbench.api import Parameter, check_dataset, check_source
-from gtbench.cells import plan_suite
 from gtbench.errors import MissingAssetError
-from gtbench.records import load_record
-from gtbench.runner import run_cell
-from gtbench.spec import PluginSpec
-from gtbench.suite import load_suite
+from gtbench.launch.runner import run_cell
+from gtbench.plan.cells import plan_suite
+from gtbench.plan.suite import load_suite
+from gtbench.plugin import registry
+from gtbench.plugin.spec import PluginSpec
+from gtbench.results.records import load_record
 
 
 def _all(kind: str) -> list[str]:

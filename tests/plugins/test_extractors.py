@@ -11,9 +11,14 @@ import pytest
 import torch
 from torch_fidelity.utils import create_feature_extractor
 
-from gtbench import registry
 from gtbench.errors import MissingAssetError, PluginError
-from gtbench.evaluation import EvalSettings, evaluate, extract_features, load_feature_extractor
+from gtbench.measure.evaluation import (
+    EvalSettings,
+    evaluate,
+    extract_features,
+    load_feature_extractor,
+)
+from gtbench.plugin import registry
 from gtbench_plugins.datasets.debug import DebugDataset
 from gtbench_plugins.sources.debug import DebugSource
 

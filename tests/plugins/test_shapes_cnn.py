@@ -16,11 +16,11 @@ import torch
 from torch_fidelity.utils import create_feature_extractor
 from torchvision.transforms.functional import gaussian_blur
 
-from gtbench import registry
 from gtbench.api import image_sha256s
 from gtbench.api import sha256_file as file_sha256
 from gtbench.errors import GtbenchError
-from gtbench.evaluation import extract_features, fid_from_features, load_feature_extractor
+from gtbench.measure.evaluation import extract_features, fid_from_features, load_feature_extractor
+from gtbench.plugin import registry
 from gtbench_plugins.extractors import shapes_cnn, shapes_cnn_net
 
 CPU = torch.device("cpu")
@@ -162,8 +162,8 @@ SOURCE_WEIGHTS = (
 
 @pytest.mark.skipif(not SOURCE_WEIGHTS.is_file(), reason="animals-dcgan32 weights not committed")
 def test_source_samples_are_far_from_cats(features, cat_halves):
-    from gtbench.evaluation import generate_images
-    from gtbench.images import match_format as to_target_format
+    from gtbench.measure.evaluation import generate_images
+    from gtbench.plugin.images import match_format as to_target_format
 
     generator = registry.sources().create("animals-dcgan32").load().generator
     samples = to_target_format(generate_images(generator, 500, seed=0, device=CPU), 1, 32)

@@ -4,7 +4,7 @@
     gtbench run --launcher ray:address=auto,num_gpus=1         # the cluster this node is in
     gtbench run --launcher ray:address=ray://head:10001,num_gpus=0.5
 
-One task per cell, each calling :func:`gtbench.runner.run_cell`; the results folder must
+One task per cell, each calling :func:`gtbench.launch.runner.run_cell`; the results folder must
 be reachable from every node (a shared filesystem), and gtbench installed on each. As
 with every launcher, results are read from the run folders, never from task return
 values: a task whose worker died gets a ``failed`` record from this process.

@@ -13,7 +13,7 @@ class SourceOnly(Method):
     def trains(self) -> bool:
         return False
 
-    def fit(self, ctx) -> None:  # noqa: ANN001 - TrainContext, see gtbench.trainer
+    def fit(self, ctx) -> None:  # noqa: ANN001 - TrainContext, see gtbench.train.trainer
         ctx.g_ema = ctx.generator
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from gtbench.cells import Plan, plan_suite, run_id_of
-from gtbench.suite import load_suite
+from gtbench.plan.cells import Plan, plan_suite, run_id_of
+from gtbench.plan.suite import load_suite
 
 TIMINGS = ("_s_mean", "_s_std")
 

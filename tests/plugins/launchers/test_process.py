@@ -13,9 +13,9 @@ import time
 import pandas as pd
 import pytest
 
-from gtbench import registry
 from gtbench.api import LaunchRequest, load_record
 from gtbench.errors import UsageError
+from gtbench.plugin import registry
 from gtbench_plugins.launchers import process
 from tests.helpers import FAST, gtbench
 from tests.plugins.launchers import _fake_worker

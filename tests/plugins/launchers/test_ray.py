@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from gtbench import registry
-from gtbench.cells import Plan
 from gtbench.errors import GtbenchError
-from gtbench.records import load_record
-from gtbench.sweep import run_sweep
+from gtbench.launch.sweep import run_sweep
+from gtbench.plan.cells import Plan
+from gtbench.plugin import registry
+from gtbench.results.records import load_record
 from tests.plugins.launchers.common import board, debug_plan, failing
 
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from gtbench import registry
 from gtbench.api import LaunchRequest
-from gtbench.cells import Plan
 from gtbench.errors import GtbenchError, UsageError
-from gtbench.records import load_record, write_record
-from gtbench.runner import RUNNING
-from gtbench.sweep import run_sweep
+from gtbench.launch.runner import RUNNING
+from gtbench.launch.sweep import run_sweep
+from gtbench.plan.cells import Plan
+from gtbench.plugin import registry
+from gtbench.results.records import load_record, write_record
 from tests.plugins.launchers.common import board, debug_plan, failing, variant
 
 submitit = pytest.importorskip("submitit", reason="submitit not installed (gtbench[slurm])")

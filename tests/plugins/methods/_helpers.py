@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gtbench import registry
-from gtbench.trainer import TrainConfig, TrainContext, build_context
+from gtbench.plugin import registry
+from gtbench.train.trainer import TrainConfig, TrainContext, build_context
 
 
 def debug_context(

@@ -9,8 +9,8 @@ import csv
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.errors import PluginError
+from gtbench.plugin import registry
 from gtbench_plugins.methods.ada import AdaptiveAugment, integer_translation, rotate90
 
 from ._helpers import bn_context, debug_context

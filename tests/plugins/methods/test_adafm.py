@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from gtbench import registry
+from gtbench.plugin import registry
 from gtbench_plugins.methods.adafm import FilterModulation
 
 from ._helpers import CONTEXTS, debug_context, snapshot

@@ -10,7 +10,7 @@ import csv
 import pytest
 import torch
 
-from gtbench import registry
+from gtbench.plugin import registry
 from gtbench_plugins.methods.adam import filter_importance, modulations, original
 
 from ._helpers import bn_context, debug_context, snapshot

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import SourceInfo
+from gtbench.plugin import registry
 from gtbench_plugins.methods.bsa import scale_shift_parameters
 
 from ._helpers import CONTEXTS, snapshot

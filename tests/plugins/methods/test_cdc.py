@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import TrainConfig, TrainContext, build_context, train
+from gtbench.plugin import registry
 from gtbench_plugins.methods.cdc import (
     HEAD_NAME,
     PatchHead,

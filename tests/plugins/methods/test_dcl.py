@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import train
+from gtbench.plugin import registry
 from gtbench_plugins.methods.cdc import HEAD_NAME
 from gtbench_plugins.methods.dcl import info_nce, info_nce_with_negatives
 

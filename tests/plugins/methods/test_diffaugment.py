@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gtbench import registry
+from gtbench.plugin import registry
 
 from ._helpers import debug_context
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import train
+from gtbench.plugin import registry
 
 from ._helpers import CONTEXTS, RATIO_BAND, drifted_ratio
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.api import SourceInfo
 from gtbench.errors import PluginError
+from gtbench.plugin import registry
 from gtbench_plugins.methods.freeze_d import frozen_block_names, frozen_count
 
 from ._helpers import CONTEXTS, snapshot

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gtbench import registry
 from gtbench.errors import PluginError
+from gtbench.plugin import registry
 from gtbench_plugins.methods.freeze_g import trained_count
 
 from ._helpers import CONTEXTS, snapshot

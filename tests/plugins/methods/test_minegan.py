@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gtbench import registry
+from gtbench.plugin import registry
 from gtbench_plugins.methods.minegan import MinedGenerator
 
 from ._helpers import bn_context, debug_context, snapshot

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gtbench import registry
 from gtbench.errors import GtbenchError
+from gtbench.plugin import registry
 from gtbench_plugins.sources.stylegan2.checkpoint import CheckpointError, PickleRefusedError
 from gtbench_plugins.sources.stylegan2.networks import (
     ModulatedConv2d,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gtbench import registry
+from gtbench.plugin import registry
 from gtbench_plugins.sources.stylegan2 import precision
 
 TINY_BF16 = "stylegan2:ckpt=random,size=32,channel_max=32,style_dim=64,n_mlp=2,precision=bf16"

@@ -106,7 +106,7 @@ def resolve_checkpoint(ckpt: str, sha256: str = "") -> Path:
     """The local file for ``ckpt`` (a path or an http(s) URL), verified when ``sha256``.
 
     A URL is downloaded once into the gtbench cache (``$GTBENCH_CACHE``): through
-    :func:`gtbench.assets.fetch` when a sha256 is given, else keyed by the URL."""
+    :func:`gtbench.files.assets.fetch` when a sha256 is given, else keyed by the URL."""
     sha256 = sha256.strip().lower()
     if sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise CheckpointError(f"sha256 must be 64 hex digits, got {sha256!r}")

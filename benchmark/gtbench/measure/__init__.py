@@ -1,0 +1,8 @@
+"""Measuring an adapted generator and comparing measurements.
+
+Owns the evaluation protocol (``evaluation``: FID/KID through torch-fidelity, memorisation,
+diversity, cached reference features), what identifies an evaluation (``eval_settings``,
+the protocol version) and the paired statistics over seeds (``stats``). It may import
+:mod:`gtbench.plugin`, :mod:`gtbench.files` and :mod:`gtbench.errors`; it knows no
+trainer, plan or record.
+"""

@@ -1,0 +1,572 @@
+"""``gtbench report``: one self-contained HTML file (``results/report.html``) that shows a
+results folder to a person: the leaderboard with CIs and paired verdicts, the mean
+ranks, a paired-Δ forest plot per target, quality vs diversity and memorisation, training
+curves, quality vs shots, the training shots beside every method's samples and the most
+memorised samples beside their nearest shot.
+
+Every figure is drawn by matplotlib (object API, Agg canvas: no pyplot state, no display)
+and embedded as a base64 PNG, so the file needs no network and no other file to view.
+A part whose data the results lack (no ``train_log.csv``, no kept generator, a dataset
+plugin that is not installed) is left out with a note saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gtbench.results.leaderboard import (
+    DEFAULT_REFERENCE,
+    board_cells,
+    leaderboard,
+    p_text,
+    rank_rows,
+    resolve_reference,
+    row_runs,
+    run_folder,
+    run_rows,
+    targets,
+)
+from gtbench.results.records import atomic_write_text, iter_records
+
+REPORT_HTML = "report.html"
+VERDICT_COLOURS = {
+    "better": "#1a9850",
+    "worse": "#d73027",
+    "tie": "#777777",
+    "too few seeds": "#bbbbbb",
+    "not a metric": "#bbbbbb",
+}
+LOG_PANELS = ("loss_g", "loss_d", "d_real", "d_fake", "r1")
+MEMORISED_SAMPLES = 64  # drawn per run to find the samples nearest to a shot
+MEMORISED_SHOWN = 4
+
+
+def _png(figure: Any) -> str:
+    """A matplotlib figure as an ``<img>`` with an embedded PNG."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return _img(buffer.getvalue(), "figure")
+
+
+def _img(data: bytes, alt: str, css: str = "") -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    style = f' class="{css}"' if css else ""
+    return f'<img{style} alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _target_title(row: pd.Series) -> str:
+    return f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']}" + (
+        "" if row["selection"] == "default" else f" · {row['selection']}"
+    )
+
+
+def _metric(rows: pd.DataFrame) -> tuple[str, str]:
+    """(column prefix, label) of the measure a target is ranked by."""
+    if (rows["ranked_by"] == "kid").any():
+        return "kid", "KID (FID not valid)"
+    return "fid", "FID"
+
+
+def _grouped_targets(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) of every target, titles unique."""
+    found = []
+    for key, members in sorted(targets(board).items(), key=lambda item: str(item[0])):
+        rows = board.loc[members]
+        title = _target_title(rows.iloc[0])
+        found.append((title + f" · protocol {key[-2]}-{key[-1]}", rows))
+    titles = [t for t, _ in found]
+    if len(set(t.rsplit(" · protocol", 1)[0] for t in titles)) == len(titles):
+        found = [(t.rsplit(" · protocol", 1)[0], rows) for t, rows in found]
+    return found
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _leaderboard_section(board: pd.DataFrame, reference: str) -> str:
+    title, headers, rows, bold = board_cells(board)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    at = {headers.index("verdict"), headers.index("Holm")}
+    for cells, strong in zip(rows, bold, strict=True):
+        tds = []
+        for position, cell in enumerate(cells):
+            colour = VERDICT_COLOURS.get(cell) if position in at else None
+            style = f' style="color:{colour}"' if colour else ""
+            tds.append(f"<td{style}>{html.escape(cell)}</td>")
+        body.append(f'<tr class="{"best" if strong else ""}">{"".join(tds)}</tr>')
+    caption = html.escape(title).replace("\n", "<br>")
+    return f"""
+<h2 id="leaderboard-title">Leaderboard</h2>
+<p>Mean ± sample std over seeds and the 95 % bootstrap CI of the mean (BCa). Δ is the
+paired difference to <b>{html.escape(reference)}</b> over the seeds both ran (the seed fixes
+the shots), with the paired t-test's own 95 % CI and two-sided p (an exact sign-flip test
+cannot reject below 6 seeds): <i>verdict</i> is that one comparison at α = 0.05, and its
+interval excludes 0 exactly when it says better or worse. <i>Holm</i> is the family-wise
+verdict over all of the target's comparisons with the reference (Holm's step-down at
+α = 0.05; <code>delta_p_holm</code>, <code>delta_fw_ci_low/high</code> in
+<code>leaderboard.csv</code>): it is what claims rest on. Bold rows are better than every
+other method of their target, Holm over those comparisons; none when the top methods
+tie. Targets whose FID is not valid (fewer reference images than feature
+dimensions) are compared by KID. Rows marked (stale) come from records of older plugin,
+trainer or protocol versions: compared only among themselves, never ranked.</p>
+<div class=wide><table id="leaderboard"><caption>{caption}</caption>
+<thead><tr>{head}</tr></thead><tbody>
+{"".join(body)}
+</tbody></table></div>"""
+
+
+def _ranks_section(ranks: pd.DataFrame) -> str:
+    if ranks.empty:
+        return (
+            "<h2>Mean rank</h2><p class=note>No target to rank: ranks use current (not stale) "
+            "records of a real metric on targets with two methods or more.</p>"
+        )
+    headers, cells = rank_rows(ranks)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells
+    )
+    return f"""
+<h2>Mean rank over targets</h2>
+<p>Rank 1 is best, per target by the ranked measure; the CI resamples the seeds of each
+target (bootstrap), keeping methods paired. Each selection (defaults, tuned) is ranked on
+its own.</p>
+<table id="ranks"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"""
+
+
+def _forest_section(groups: list[tuple[str, pd.DataFrame]], reference: str) -> str:
+    parts = ["<h2>Paired difference to the reference</h2>"]
+    for title, rows in groups:
+        prefix, label = _metric(rows)
+        compared = rows[rows[f"delta_{prefix}_mean"].notna()]
+        if compared.empty:
+            parts.append(
+                f"<h3>{html.escape(title)}</h3><p class=note>No method shares seeds "
+                f"with {html.escape(reference)} here.</p>"
+            )
+            continue
+        compared = compared.sort_values(f"delta_{prefix}_mean")
+        figure = _figure(6.5, 0.35 * len(compared) + 1.2)
+        axis = figure.subplots()
+        y = list(range(len(compared)))
+        for position, (_, row) in zip(y, compared.iterrows(), strict=True):
+            mean = row[f"delta_{prefix}_mean"]
+            low, high = row[f"delta_{prefix}_ci95_low"], row[f"delta_{prefix}_ci95_high"]
+            colour = VERDICT_COLOURS.get(row["verdict"], "#333333")
+            if not math.isnan(low):
+                axis.plot([low, high], [position, position], color=colour, linewidth=2)
+            axis.plot([mean], [position], "o", color=colour)
+        axis.axvline(0.0, color="black", linewidth=0.8)
+        axis.set_yticks(
+            y,
+            [
+                f"{m} (p {p_text(p)}, {v})"
+                for m, p, v in zip(
+                    compared["method"], compared["delta_p"], compared["verdict"], strict=True
+                )
+            ],
+        )
+        axis.set_xlabel(f"Δ {label} vs {reference} (mean, 95% paired-t CI; < 0 is better)")
+        axis.set_title(title, fontsize=9)
+        parts.append(f"<h3>{html.escape(title)}</h3>{_png(figure)}")
+    return "\n".join(parts)
+
+
+def _scatter_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
+    panels = [
+        (
+            "intra_cluster_diversity_mean",
+            "diversity (intra-cluster distance, higher: more diverse)",
+        ),
+        ("mem_closer_to_train_mean", "memorisation (fraction of samples nearer a shot)"),
+    ]
+    parts = ["<h2>Quality vs diversity and memorisation</h2>"]
+    for title, rows in groups:
+        prefix, label = _metric(rows)
+        available = [(c, name) for c, name in panels if c in rows and rows[c].notna().any()]
+        if not available:
+            continue
+        figure = _figure(5.0 * len(available), 3.8)
+        axes = figure.subplots(1, len(available), squeeze=False)[0]
+        for axis, (column, name) in zip(axes, available, strict=True):
+            axis.scatter(rows[column], rows[f"{prefix}_mean"], color="#4575b4")
+            for _, row in rows.iterrows():
+                axis.annotate(
+                    str(row["method"]).split(":")[0],
+                    (row[column], row[f"{prefix}_mean"]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+            axis.set_xlabel(name)
+            axis.set_ylabel(f"{label} (lower is better)")
+        figure.suptitle(title, fontsize=9)
+        parts.append(_png(figure))
+    if len(parts) == 1:
+        parts.append("<p class=note>The records hold no diversity or memorisation metrics.</p>")
+    return "\n".join(parts)
+
+
+def _read_log(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _curves_section(
+    groups: list[tuple[str, pd.DataFrame]],
+    runs: pd.DataFrame,
+    records: dict[str, dict],
+    results: Path,
+) -> tuple[str, list[str]]:
+    parts, notes = ["<h2>Training</h2>"], []
+    any_log = any_curve = False
+    for title, rows in groups:
+        logs: dict[str, pd.DataFrame] = {}
+        curves: dict[str, pd.DataFrame] = {}
+        for _, row in rows.iterrows():
+            for run_id in row_runs(runs, row)["run_id"]:
+                record = records.get(run_id, {})
+                name = record.get("train_log")
+                log = _read_log(run_folder(runs, results, run_id) / (name or "train_log.csv"))
+                if log is not None and "step" in log and row["method"] not in logs:
+                    logs[row["method"]] = log
+                if record.get("curve") and row["method"] not in curves:
+                    curves[row["method"]] = pd.DataFrame(record["curve"])
+        panels = [p for p in LOG_PANELS if any(p in log for log in logs.values())]
+        if logs and panels:
+            any_log = True
+            columns = min(3, len(panels))
+            lines = math.ceil(len(panels) / columns)
+            figure = _figure(3.6 * columns, 2.8 * lines)
+            axes = figure.subplots(lines, columns, squeeze=False).ravel()
+            for axis in axes[len(panels) :]:
+                axis.set_visible(False)
+            for axis, panel in zip(axes, panels, strict=False):
+                for method, log in sorted(logs.items()):
+                    if panel in log:
+                        axis.plot(
+                            log["step"],
+                            log[panel],
+                            label=method,
+                            linewidth=1,
+                            marker="o" if len(log) < 20 else None,
+                            markersize=3,
+                        )
+                axis.set_title(panel, fontsize=9)
+                axis.set_xlabel("step")
+            axes[0].legend(fontsize=6)
+            figure.suptitle(f"{title}: train_log.csv of the first seed", fontsize=9)
+            parts.append(_png(figure))
+        if curves:
+            any_curve = True
+            figure = _figure(6.0, 3.5)
+            axis = figure.subplots()
+            for method, curve in sorted(curves.items()):
+                axis.plot(curve["step"], curve["fid"], marker="o", markersize=3, label=method)
+            n = sorted({int(v) for c in curves.values() for v in c.get("n_samples", [])})
+            axis.set_xlabel("step")
+            axis.set_ylabel(f"FID ({', '.join(map(str, n))} samples: cheaper than the ranked one)")
+            axis.legend(fontsize=6)
+            axis.set_title(f"{title}: FID over training (first seed)", fontsize=9)
+            parts.append(_png(figure))
+    if not any_log:
+        notes.append("no train_log.csv in these runs: no training curves")
+        parts.append("<p class=note>No <code>train_log.csv</code> in these runs.</p>")
+    if not any_curve:
+        parts.append("<p class=note>No FID curve recorded (run with <code>--curve N</code>).</p>")
+    return "\n".join(parts), notes
+
+
+def _shots_section(board: pd.DataFrame) -> str:
+    parts = []
+    keys = ["source", "dataset", "extractor", "selection"]
+    for key, rows in board.groupby(keys, sort=True):
+        if rows["shots"].nunique() < 2:
+            continue
+        prefix, label = _metric(rows)
+        figure = _figure(6.0, 3.8)
+        axis = figure.subplots()
+        for method, own in rows.groupby("method", sort=True):
+            own = own.sort_values("shots")
+            low = own[f"{prefix}_mean"] - own[f"{prefix}_ci95_low"]
+            high = own[f"{prefix}_ci95_high"] - own[f"{prefix}_mean"]
+            axis.errorbar(
+                own["shots"],
+                own[f"{prefix}_mean"],
+                yerr=[low.fillna(0), high.fillna(0)],
+                marker="o",
+                capsize=3,
+                label=method,
+            )
+        axis.set_xscale("log")
+        axis.set_xlabel("shots")
+        axis.set_ylabel(f"{label} (mean, 95% CI)")
+        axis.legend(fontsize=6)
+        axis.set_title(" · ".join(map(str, key)), fontsize=9)
+        parts.append(_png(figure))
+    if not parts:
+        return ""
+    return "<h2>Quality vs number of shots</h2>" + "\n".join(parts)
+
+
+def _grid_png(images: Any, columns: int = 5) -> bytes:
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images, nrow=columns, padding=1).permute(1, 2, 0).numpy()
+    picture = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
+    if picture.width < 240:  # small images: enlarge without smoothing
+        scale = math.ceil(240 / picture.width)
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _shots_of(record: dict[str, Any], cache: dict[str, Any]) -> Any:
+    """The training shots of a record (uint8 N×C×H×W, the dataset's own format)."""
+    from gtbench.plan.cells import make_plugin
+
+    key = repr(record["dataset"])
+    if key not in cache:
+        cache[key] = make_plugin("dataset", record["dataset"]).images()
+    return cache[key][list(record["train_indices"])]
+
+
+def _first_shared_seed(rows: pd.DataFrame, runs: pd.DataFrame) -> tuple[int | None, dict]:
+    """The smallest seed every method of a target ran, and method → run id for it."""
+    per_method = {row["method"]: row_runs(runs, row) for _, row in rows.iterrows()}
+    seed_sets = [set(r["seed"]) for r in per_method.values()]
+    shared = set.intersection(*seed_sets) if seed_sets else set()
+    seed = min(shared) if shared else (min(set.union(*seed_sets)) if seed_sets else None)
+    chosen = {}
+    for method, method_runs in per_method.items():
+        match = method_runs[method_runs["seed"] == seed]
+        if not match.empty:
+            chosen[method] = str(match.iloc[0]["run_id"])
+    return seed, chosen
+
+
+def _samples_section(
+    groups: list[tuple[str, pd.DataFrame]],
+    runs: pd.DataFrame,
+    records: dict[str, dict],
+    results: Path,
+    dataset_cache: dict[str, Any],
+) -> tuple[str, list[str]]:
+    parts, notes = ["<h2>Training shots and samples</h2>"], []
+    for title, rows in groups:
+        seed, chosen = _first_shared_seed(rows, runs)
+        if not chosen:
+            continue
+        cells = []
+        first = records[next(iter(chosen.values()))]
+        try:
+            shots = _shots_of(first, dataset_cache)
+            cells.append(
+                f"<figure>{_img(_grid_png(shots), 'training shots', 'grid')}"
+                f"<figcaption>the {len(shots)} shots (seed {seed})</figcaption></figure>"
+            )
+        except Exception as error:  # noqa: BLE001 - a missing plugin or data: say so, go on
+            notes.append(f"{title}: training shots not shown ({type(error).__name__}: {error})")
+        order = rows.sort_values("method")["method"]
+        missing = []
+        for method in order:
+            run_id = chosen.get(method)
+            grid = run_folder(runs, results, run_id) / "samples.png" if run_id else None
+            if grid is None or not grid.exists():
+                grid = _exported_grid(results, rows[rows["method"] == method].iloc[0])
+            if grid is None:
+                missing.append(str(method))
+                continue
+            cells.append(
+                f"<figure>{_img(grid.read_bytes(), f'samples of {method}', 'grid')}"
+                f"<figcaption>{html.escape(str(method))}</figcaption></figure>"
+            )
+        if missing:
+            notes.append(f"{title}: no samples.png for {', '.join(missing)} (not kept)")
+        parts.append(f"<h3>{html.escape(title)}</h3><div class=row>{''.join(cells)}</div>")
+    return "\n".join(parts), notes
+
+
+def _exported_grid(results: Path, row: pd.Series) -> Path | None:
+    """The grid ``gtbench leaderboard --grids results/grids`` kept for a row (committed
+    results keep those, not the per-run ``samples.png``), if exactly one matches."""
+    import glob
+    import re
+
+    parts = [row["source"], row["dataset"], f"{row['shots']}shot", row["method"]]
+    stem = "__".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", str(p)) for p in parts)
+    found = sorted((results / "grids").glob(f"{glob.escape(stem)}__*.png"))
+    return found[0] if len(found) == 1 else None
+
+
+def _memorised_section(
+    groups: list[tuple[str, pd.DataFrame]],
+    runs: pd.DataFrame,
+    records: dict[str, dict],
+    results: Path,
+    dataset_cache: dict[str, Any],
+) -> tuple[str, list[str]]:
+    """For every method of a target (first shared seed), the samples nearest to a training
+    shot in the extractor's feature space (cosine distance, as ``mem_*`` metrics use),
+    drawn anew from the kept generator."""
+    parts = [
+        "<h2>Most memorised samples</h2>",
+        f"<p>{MEMORISED_SAMPLES} new samples per method from the kept generator (first shared "
+        "seed); the ones nearest to a training shot in the extractor's feature space (cosine "
+        "distance, as the <code>mem_*</code> metrics), each above its nearest shot.</p>",
+    ]
+    notes: list[str] = []
+    shown = 0
+    for title, rows in groups:
+        _, chosen = _first_shared_seed(rows, runs)
+        figures = []
+        for method, run_id in sorted(chosen.items()):
+            record = records[run_id]
+            weights = record.get("weights") or {}
+            if not (run_folder(runs, results, run_id) / weights.get("file", "-")).is_file():
+                continue
+            try:
+                folder = run_folder(runs, results, run_id).parent.parent
+                figures.append(_memorised_pairs(folder, record, method, dataset_cache))
+            except Exception as error:  # noqa: BLE001 - weights or plugins gone: say so
+                notes.append(f"{title} · {method}: memorised samples not shown ({error})")
+        if figures:
+            shown += 1
+            parts.append(f"<h3>{html.escape(title)}</h3><div class=row>{''.join(figures)}</div>")
+    if not shown:
+        notes.append("no kept generator weights: most memorised samples not shown")
+        parts.append(
+            "<p class=note>No run kept its generator weights "
+            "(<code>generator.safetensors</code>), so no samples could be drawn.</p>"
+        )
+    return "\n".join(parts), notes
+
+
+def _memorised_pairs(
+    results: Path, record: dict[str, Any], method: str, dataset_cache: dict[str, Any]
+) -> str:
+    import torch
+
+    from gtbench.measure.evaluation import (
+        extract_features,
+        generate_images,
+        load_feature_extractor,
+        nearest,
+    )
+    from gtbench.plan.cells import make_plugin
+    from gtbench.plugin.images import match_format
+    from gtbench.results.generate import load_generator
+
+    device = torch.device("cpu")
+    generator = load_generator(record["run_id"], results, device)
+    samples = generate_images(
+        generator, MEMORISED_SAMPLES, seed=record["seed"] + 20_000, device=device
+    )
+    shots = match_format(_shots_of(record, dataset_cache), samples.shape[1], samples.shape[-1])
+    extractor = make_plugin("extractor", record["eval"]["extractor"])
+    module = load_feature_extractor(extractor, device)
+    fake = extract_features(module, samples, device=device)
+    real = extract_features(module, shots, device=device)
+    distance, index = nearest(fake, real)
+    top = torch.argsort(distance)[:MEMORISED_SHOWN]
+    pairs = torch.cat([samples[top], shots[index[top]]])
+    caption = (
+        f"{html.escape(method)}: top row samples, bottom row nearest shots; "
+        f"distance {', '.join(f'{float(distance[i]):.3f}' for i in top)}"
+    )
+    image = _img(_grid_png(pairs, columns=len(top)), f"memorised samples of {method}", "grid")
+    return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
+
+
+# --------------------------------------------------------------------------- page
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1500px}
+table{border-collapse:collapse;font-size:12px;margin:.5em 0}
+th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;white-space:nowrap}
+thead th{background:#f0f0f0} tr.best td{font-weight:bold}
+caption{text-align:left;font-size:12px;color:#555;padding-bottom:3px}
+.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+figure{margin:0;font-size:11px} img{max-width:100%}
+img.grid{image-rendering:pixelated;max-width:320px}
+.note{color:#8a5a00} .wide{overflow-x:auto} h2{border-bottom:1px solid #ddd;margin-top:1.6em}
+"""
+
+
+def write_report(
+    results: str | Path,
+    *,
+    reference: str = DEFAULT_REFERENCE,
+    out: str | Path | None = None,
+    memorised: bool = True,
+    beside: Sequence[str | Path] = (),
+) -> tuple[Path, list[str]]:
+    """Build the report of ``results``; returns its path and notes on what was left out."""
+    from gtbench.errors import UsageError
+
+    results = Path(results)
+    if not (results / "runs").is_dir():
+        raise UsageError(f"no results in {str(results)!r} (run `gtbench run` first)")
+    runs = run_rows(results, beside)
+    reference = resolve_reference(runs, reference)
+    board, ranks = leaderboard(runs, reference, with_ranks=True)
+    if board.empty:
+        raise UsageError(f"no finished runs in {str(results)!r}")
+    records = {
+        record["run_id"]: record for folder in (*beside, results) for record in iter_records(folder)
+    }
+    groups = _grouped_targets(board)
+    notes: list[str] = []
+    dataset_cache: dict[str, Any] = {}
+    sections = [
+        _leaderboard_section(board, reference),
+        _ranks_section(ranks),
+        _forest_section(groups, reference),
+        _scatter_section(groups),
+    ]
+    for build in (_curves_section,):
+        text, found = build(groups, runs, records, results)
+        sections.append(text)
+        notes += found
+    sections.append(_shots_section(board))
+    text, found = _samples_section(groups, runs, records, results, dataset_cache)
+    sections.append(text)
+    notes += found
+    if memorised:
+        text, found = _memorised_section(groups, runs, records, results, dataset_cache)
+        sections.append(text)
+        notes += found
+    note_list = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>gtbench report</title>
+<style>{_STYLE}</style></head><body>
+<h1>gtbench report</h1>
+<p>{len(runs)} runs ({int((runs["status"] == "ok").sum())} ok), {len(board)} leaderboard
+rows, {len(groups)} targets, reference method <b>{html.escape(reference)}</b>.
+Lower FID/KID is better.</p>
+{"".join(sections)}
+{"<h2>Left out</h2><ul id=notes>" + note_list + "</ul>" if notes else ""}
+</body></html>
+"""
+    path = Path(out) if out is not None else results / REPORT_HTML
+    atomic_write_text(path, page)
+    return path, notes
