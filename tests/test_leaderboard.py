@@ -9,6 +9,7 @@ from gtbench.results.leaderboard import (
     RANKS_CSV,
     best_rows,
     leaderboard,
+    row_seeds,
     run_rows,
     write_tables,
 )
@@ -241,6 +242,16 @@ def test_debug_extractor_rows_are_not_a_metric(tmp_path, flag):
     assert not best_rows(board) and ranks.empty
 
 
+def test_fid_validity_of_old_records_counts_the_generated_side():
+    from gtbench.results.leaderboard import fid_valid
+
+    record = {"metrics": {"fid_valid": True}, "eval": {"n_reference": 700, "feature_dim": 256}}
+    assert fid_valid({**record, "eval": {**record["eval"], "n_samples": 1000}})
+    assert not fid_valid({**record, "eval": {**record["eval"], "n_samples": 250}})
+    assert not fid_valid({"eval": {"n_reference": 200, "feature_dim": 256, "n_samples": 1000}})
+    assert fid_valid({"eval": {"n_reference": 300, "feature_dim": 256, "n_samples": 1000}})
+
+
 def test_the_latest_record_of_a_seed_counts_once(tmp_path):
     _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
     newer = _record("new0", "finetune", 0, 40.0)
@@ -248,6 +259,23 @@ def test_the_latest_record_of_a_seed_counts_once(tmp_path):
     write_record(tmp_path, newer)
     row = _board(tmp_path).iloc[0]
     assert row["n_seeds"] == 3 and row["fid_mean"] == pytest.approx(22.0)
+
+
+def test_the_latest_record_is_the_latest_instant_across_time_zones(tmp_path):
+    """Tokyo's 10:00 (+0900) is 01:00 UTC; Los Angeles' 20:00 the evening before (-0800)
+    is 04:00 UTC: later, although its string sorts first."""
+    _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
+    for run_id, fid, stamp in (
+        ("tokyo0", 40.0, "2027-01-02T10:00:00+0900"),
+        ("la0", 70.0, "2027-01-01T20:00:00-0800"),
+    ):
+        record = _record(run_id, "finetune", 0, fid)
+        record["finished_at"] = stamp
+        write_record(tmp_path, record)
+    row = _board(tmp_path).iloc[0]
+    assert row["fid_mean"] == pytest.approx((70.0 + 12.0 + 14.0) / 3)
+    runs = run_rows(tmp_path)
+    assert row_seeds(runs, row, "fid")[0] == 70.0
 
 
 def test_budget_and_method_terms_are_columns(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from gtbench.results.records import iter_records
-from tests.helpers import FAST
+from tests.helpers import FAST, gtbench
 
 SWEEP = [*FAST, "--methods", "scratch,finetune", "--seeds", "0,1,2"]
 TIMINGS = ("_s_mean", "_s_std")
@@ -73,3 +73,27 @@ def test_sigterm_stops_cleanly(tmp_path):
     records = list(iter_records(tmp_path))
     assert len(records) == len(list(tmp_path.glob("runs/*/record.json"))) < 6
     assert not list(tmp_path.rglob("*.tmp"))
+    # the tables are rebuilt on interruption, from the records written so far
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == len(records)
+
+
+def test_tables_are_built_once_per_sweep_and_on_demand(tmp_path, monkeypatch):
+    from gtbench.launch import sweep
+
+    calls = []
+    real = sweep.write_tables
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "write_tables", counting)
+    args = [*FAST, "--methods", "scratch,finetune", "--seeds", "0,1"]
+    result = gtbench("run", *args, "--reference", "scratch", results=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1  # not once per cell (4 cells)
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 4
+    assert set(pd.read_csv(tmp_path / "leaderboard.csv")["reference"]) == {"scratch"}
+    (tmp_path / "leaderboard.csv").unlink()
+    assert gtbench("leaderboard", results=tmp_path).exit_code == 0
+    assert (tmp_path / "leaderboard.csv").exists()

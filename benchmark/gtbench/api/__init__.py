@@ -45,15 +45,6 @@ from gtbench.plugin.images import (
 from gtbench.plugin.networks import BlockNetwork, Discriminator, Generator
 from gtbench.plugin.registry import create as create_plugin
 from gtbench.plugin.search import Choice, Distribution, IntUniform, LogUniform, Uniform
-from gtbench.train.augment import (
-    DiffAugmentPipeline,
-    brightness,
-    contrast,
-    cutout,
-    parse_policy,
-    saturation,
-    translation,
-)
 from gtbench.train.method import Method, Phase
 from gtbench.train.trainer import (
     TRAINER_VERSION,
@@ -61,7 +52,6 @@ from gtbench.train.trainer import (
     TrainContext,
     TrainStep,
     build_context,
-    generator_fisher,
     train,
 )
 
@@ -109,16 +99,7 @@ __all__ = [
     "TrainContext",
     "TrainStep",
     "build_context",
-    "generator_fisher",
     "train",
-    # differentiable augmentation
-    "DiffAugmentPipeline",
-    "brightness",
-    "contrast",
-    "cutout",
-    "parse_policy",
-    "saturation",
-    "translation",
     # search distributions of a Parameter (`search=`), for `gtbench tune`
     "Choice",
     "Distribution",

@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 from gtbench.errors import GtbenchError, PluginError, UsageError
+from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.plugin import registry
 
 # Answering `--help` or a usage error must not wait for torch, torch-fidelity or pandas
@@ -27,11 +28,6 @@ from gtbench.plugin import registry
 out = Console(soft_wrap=not sys.stdout.isatty())  # logs: long lines are never wrapped
 err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 DEFAULT_RESULTS = "results"
-# Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
-HEADLINE_EXTRAS = {
-    "intra_cluster_diversity": "diversity",
-    "mem_closer_to_train": "memorised",
-}
 
 
 def _fail(error: Exception) -> None:
@@ -362,7 +358,8 @@ def _check_suite_names(suite: Any) -> None:
     "--curve",
     type=click.IntRange(min=0),
     help="also evaluate the EMA at N evenly spaced steps with a cheaper evaluation "
-    "(curve_n_samples images): FID over training and its best, labelled as evaluation-set "
+    "(curve_n_samples images): FID over training and its best (by KID where FID is not "
+    "valid at that size), labelled as evaluation-set "
     f"selection, beside the ranked final FID; 0: off; {_FROM_SUITE} (0). A done cell "
     "gets a curve only with --force",
 )
@@ -377,7 +374,9 @@ def _check_suite_names(suite: Any) -> None:
     is_flag=True,
     help="list the cells that would run and the stale records; run nothing",
 )
-@click.option("--reference", default="finetune", help="method the paired statistics compare with")
+@click.option(
+    "--reference", default=DEFAULT_REFERENCE, help="method the paired statistics compare with"
+)
 def run(
     sources: str | None,
     methods: str | None,
@@ -460,12 +459,9 @@ def run(
         force,
         not no_wait,
         keep_stale,
+        reference,
     )
     _print_summary(summary, results, time.perf_counter() - started)
-    if reference != "finetune":
-        from gtbench.results.leaderboard import write_tables
-
-        write_tables(results, reference)
     _print_run_board(results, {cell["run_id"] for cell in plan.cells}, reference)
     _print_next_steps(results)
     sys.exit(summary.exit_code)
@@ -487,7 +483,7 @@ def _print_next_steps(results: str) -> None:
         click.echo(f"{'next:' if index == 0 else '':<6}{command:<{width}}  # {what}")
 
 
-def _print_run_board(results: str, run_ids: set[str], reference: str = "finetune") -> None:
+def _print_run_board(results: str, run_ids: set[str], reference: str = DEFAULT_REFERENCE) -> None:
     """The leaderboard rows this sweep contributes to, printed after it."""
     from gtbench.results.leaderboard import leaderboard, run_rows
 
@@ -573,6 +569,7 @@ def _run_with_progress(
     force: bool,
     wait: bool,
     keep_stale: bool = False,
+    reference: str = DEFAULT_REFERENCE,
 ) -> Any:
     from gtbench.launch.sweep import cell_label, run_sweep
 
@@ -583,6 +580,7 @@ def _run_with_progress(
         force=force,
         keep_stale=keep_stale,
         wait=wait,
+        reference=reference,
         on_stale=lambda stale: _print_stale(stale, keep_stale),
     )
     if not interactive():
@@ -687,7 +685,9 @@ BESIDE_OPTION = click.option(
     show_default=True,
 )
 @click.option("--grids", default=None, help="also copy one sample grid per row into this folder")
-@click.option("--reference", default="finetune", help="method the paired statistics compare with")
+@click.option(
+    "--reference", default=DEFAULT_REFERENCE, help="method the paired statistics compare with"
+)
 @BESIDE_OPTION
 def leaderboard_command(
     results: str, fmt: str, grids: str | None, reference: str, beside: tuple[str, ...]
@@ -706,7 +706,7 @@ def leaderboard_command(
     for folder in beside:
         if not (Path(folder) / "runs").is_dir():
             raise UsageError(f"--beside {folder!r}: no results there")
-    if reference != "finetune":
+    if reference != DEFAULT_REFERENCE:
         from gtbench.results.leaderboard import resolve_reference
 
         reference = resolve_reference(run_rows(results, beside), reference)
@@ -848,7 +848,9 @@ def compare(
 
 @main.command()
 @click.option("--results", default=DEFAULT_RESULTS, help="results folder")
-@click.option("--reference", default="finetune", help="method the paired statistics compare with")
+@click.option(
+    "--reference", default=DEFAULT_REFERENCE, help="method the paired statistics compare with"
+)
 @click.option("--out", default=None, help="output file  [default: RESULTS/report.html]")
 @click.option(
     "--memorised/--no-memorised",

@@ -39,6 +39,7 @@ from gtbench.results.records import (
     run_dir,
     write_record,
 )
+from gtbench.results.timestamps import utc_now
 from gtbench.train.device import default_device
 from gtbench.train.method import Method
 from gtbench.train.trainer import TrainConfig, build_context, curve_steps, recompute_batchnorm_stats
@@ -160,7 +161,7 @@ def run_cell(
         "eval": dict(cell["eval"]),
         "metrics": {},
         "timings": {},
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_at": utc_now(),
         "gtbench_version": __version__,
     }
     if cell.get("tuning"):  # how the configuration was chosen, with every trial
@@ -181,7 +182,7 @@ def run_cell(
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         atomic_write_text(folder / TRACEBACK, traceback.format_exc())
         record["traceback"] = TRACEBACK
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record["finished_at"] = utc_now()
     if record["status"] == "ok":
         _move_in(work, folder)
         (folder / TRACEBACK).unlink(missing_ok=True)
@@ -211,8 +212,9 @@ class _Curve:
     recomputed, as the final one's are. Never the ranked number."""
 
     NOTE = (
-        "fid_best_over_training: selection on the evaluation set (what most papers do); "
-        "not the ranked number, which is the final fixed-budget fid"
+        "fid_best_over_training (kid_best_over_training where FID is not valid for the "
+        "curve's sample size; curve_best_by says which): selection on the evaluation set "
+        "(what most papers do); not the ranked number, which is the final fixed-budget one"
     )
 
     def __init__(self, cell: dict[str, Any], target, shots, extractor, settings, device) -> None:  # noqa: ANN001
@@ -250,6 +252,7 @@ class _Curve:
                 "step": step,
                 "fid": result.metrics["fid"],
                 "kid_mean": result.metrics["kid_mean"],
+                "fid_valid": bool(result.metrics["fid_valid"]),
                 "n_samples": self.n_samples,
             }
         )
@@ -258,11 +261,16 @@ class _Curve:
     def write(self, record: dict[str, Any]) -> None:
         if not self.rows:
             return
-        best = min(self.rows, key=lambda row: row["fid"])
+        # the best point by FID only where FID is valid at every point (both sides above
+        # the feature dimension); by KID otherwise, and the record says which
+        by = "fid" if all(row["fid_valid"] for row in self.rows) else "kid"
+        column = "fid" if by == "fid" else "kid_mean"
+        best = min(self.rows, key=lambda row: row[column])
         record["curve"] = self.rows
         record["curve_note"] = self.NOTE
-        record["metrics"]["fid_best_over_training"] = best["fid"]
-        record["metrics"]["fid_best_step"] = best["step"]
+        record["curve_best_by"] = by
+        record["metrics"][f"{by}_best_over_training"] = best[column]
+        record["metrics"][f"{by}_best_step"] = best["step"]
         record["timings"]["curve_s"] = round(self.seconds, 3)
 
 

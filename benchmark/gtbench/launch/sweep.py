@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gtbench.errors import UsageError
+from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.plan.cells import Plan, Skipped, describe, make_plugin
 from gtbench.plugin import registry
 from gtbench.plugin.base import LaunchRequest
@@ -235,6 +236,7 @@ def run_sweep(
     on_cell_done: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
     progress: Callable[[str, str, int, int], None] | None = None,
     wait: bool = True,
+    reference: str = DEFAULT_REFERENCE,
 ) -> SweepSummary:
     """Run every pending cell of ``plan``; returns what happened.
 
@@ -242,6 +244,9 @@ def run_sweep(
     or other data are *stale*: ``on_stale`` hears of them before anything runs, and
     their cells run again under their new run ids (the old records stay, set apart by
     :func:`gtbench.results.records.stale_reasons`), unless ``keep_stale`` counts them as done.
+
+    The tables (``runs.csv``, ``leaderboard.csv``, ``ranks.csv``, against ``reference``)
+    are rebuilt once, when the launcher returns or is interrupted, not after every cell.
 
     Raises one-line errors (unwritable folder, missing extractor weights, broken plugins)
     before any cell trains."""
@@ -282,13 +287,14 @@ def run_sweep(
         if status != "ok":
             error = record.get("error") if record else "no record written"
             summary.problems.append(f"{status}: {cell_label(by_id[run_id])}: {error}{note}")
-        write_tables(results_dir)
         if on_cell_done is not None:
             on_cell_done(by_id[run_id], record)
 
-    if pending:
-        request = LaunchRequest(pending, str(results_dir), workers, {"wait": wait}, progress)
-        launcher_plugin.launch(request, done)
-    write_tables(results_dir)
+    try:
+        if pending:
+            request = LaunchRequest(pending, str(results_dir), workers, {"wait": wait}, progress)
+            launcher_plugin.launch(request, done)
+    finally:  # once, at the end or on interruption: never after every cell
+        write_tables(results_dir, reference)
     summary.wall_s = time.perf_counter() - start
     return summary

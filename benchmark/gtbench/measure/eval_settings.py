@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["PROTOCOL_VERSION", "EvalSettings"]
+__all__ = ["DEFAULT_REFERENCE", "PROTOCOL_VERSION", "EvalSettings"]
 
 # Part of every run_id: bump whenever a change to the evaluation can change a metric, so
 # records made under the older protocol are stale, never "done".
 # 2: KID from kernel matrices computed once for all subsets (equal to torch-fidelity's
 #    per-subset loop within float64 rounding, not bitwise)
 PROTOCOL_VERSION = "2"
+
+# The method paired statistics compare with unless told otherwise (`--reference`): the
+# one place a method name is part of the protocol.
+DEFAULT_REFERENCE = "finetune"
 
 
 @dataclass(frozen=True)

@@ -311,19 +311,23 @@ def fid_from_features(features_1: torch.Tensor, features_2: torch.Tensor) -> flo
     return float(fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID])
 
 
-def fid_invalid_reason(n_reference: int, feature_dim: int) -> str | None:
-    """Why FID against ``n_reference`` evaluation images is not a valid measure in a
-    ``feature_dim``-dimensional feature space, or None when it is.
+def fid_invalid_reason(n_reference: int, n_generated: int, feature_dim: int) -> str | None:
+    """Why FID between ``n_reference`` evaluation and ``n_generated`` generated images is
+    not a valid measure in a ``feature_dim``-dimensional feature space, or None when it is.
 
-    The reference covariance needs full rank: from n <= d images it is singular, and the
-    number then mostly reflects the sample size, not the images. KID (unbiased at any
-    size) is the measure to read and rank by. (The generated side is the user's choice of
-    ``n_samples``; the suites use more samples than feature dimensions.)"""
-    if n_reference <= feature_dim:
+    Each side's covariance needs full rank: from n <= d images it is singular, and the
+    number then mostly reflects the sample size, not the images. Both sides count (a
+    250-sample training curve in 256-d features is as invalid as 200 reference images).
+    KID (unbiased at any size) is the measure to read, rank and select by."""
+    short = [
+        f"{n} {side} images"
+        for n, side in ((n_reference, "evaluation"), (n_generated, "generated"))
+        if n <= feature_dim
+    ]
+    if short:
         return (
-            f"{n_reference} evaluation images in a {feature_dim}-d feature space: the "
-            "reference covariance is rank-deficient (n <= d), so FID is not a valid "
-            "measure; rank by KID"
+            f"{' and '.join(short)} in a {feature_dim}-d feature space: the covariance is "
+            "rank-deficient (n <= d), so FID is not a valid measure; rank by KID"
         )
     return None
 
@@ -514,7 +518,7 @@ def evaluate(
         "fid_train": fid_from_features(fake, train) if len(train) >= 2 else math.nan,
         **memorisation_metrics(fake, train, real),
     }
-    fid_invalid = fid_invalid_reason(len(real), int(real.shape[1]))
+    fid_invalid = fid_invalid_reason(len(real), len(fake), int(real.shape[1]))
     metrics["fid_valid"] = fid_invalid is None
     if progress is not None:
         progress("metrics", 1, 1)
@@ -531,7 +535,8 @@ def evaluate(
         "n_reference": len(real),
         "fid_valid": fid_invalid is None,
         "fid_valid_reason": fid_invalid
-        or f"{len(real)} evaluation images > {real.shape[1]} feature dimensions",
+        or f"{len(real)} evaluation and {len(fake)} generated images > {real.shape[1]} "
+        "feature dimensions",
         "n_train": len(train),
         "kid_subset_size": kid_size,
         "kid_subset_size_requested": settings.kid_subset_size,

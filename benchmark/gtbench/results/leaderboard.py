@@ -46,7 +46,9 @@ from typing import Any
 
 import pandas as pd
 
+from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.results.records import DEFAULT_SELECTION, atomic_write_text, iter_records, selection_of
+from gtbench.results.timestamps import timestamp_key
 
 KEY = ["source", "method", "dataset", "shots", "extractor"]
 LEAD_METRICS = ["fid", "kid_mean"]
@@ -54,7 +56,6 @@ RUNS_CSV = "runs.csv"
 LEADERBOARD_CSV = "leaderboard.csv"
 RANKS_CSV = "ranks.csv"
 PLAN_JSON = "sweep.json"
-DEFAULT_REFERENCE = "finetune"
 NOT_A_METRIC = "not a metric"
 NO_REFERENCE = "no reference"
 REFERENCE = "reference"
@@ -142,17 +143,27 @@ def _protocol(record: dict[str, Any]) -> str:
 
 
 def fid_valid(record: dict[str, Any]) -> bool:
-    """The record's ``metrics.fid_valid`` (or ``eval.fid_valid``); for older records,
-    ``n_reference > feature_dim`` when both are recorded (a covariance estimated from
-    fewer images than dimensions is singular), else True."""
+    """Whether the record's FID is valid: both its evaluation and its generated set exceed
+    the feature dimension (a covariance from fewer images than dimensions is singular).
+
+    Reads the recorded ``fid_valid`` (``metrics`` or ``eval``); records from before the
+    generated side counted are also held to ``n_samples > feature_dim``, and records with
+    no flag to ``n_reference > feature_dim`` as well."""
     metrics, evaluation = record.get("metrics", {}), record.get("eval", {})
+    dim = evaluation.get("feature_dim")
+    if not isinstance(dim, int):
+        dim = None
     for recorded in (metrics, evaluation):
         if "fid_valid" in recorded:
-            return bool(recorded["fid_valid"])
-    n, dim = evaluation.get("n_reference"), evaluation.get("feature_dim")
-    if isinstance(n, int) and isinstance(dim, int):
-        return n > dim
-    return True
+            valid = bool(recorded["fid_valid"])
+            break
+    else:
+        n = evaluation.get("n_reference")
+        valid = not (isinstance(n, int) and dim is not None and n <= dim)
+    generated = evaluation.get("n_samples")
+    if isinstance(generated, int) and dim is not None and generated <= dim:
+        return False
+    return valid
 
 
 def is_metric(record: dict[str, Any]) -> bool:
@@ -338,9 +349,7 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
         m for m in metrics if m not in LEAD_METRICS
     )
     # one record per row and seed: the latest finished one
-    latest = ok.sort_values("finished_at", kind="stable").drop_duplicates(
-        [*_ROW, "seed"], keep="last"
-    )
+    latest = by_finish(ok).drop_duplicates([*_ROW, "seed"], keep="last")
     grouped = latest.groupby(_ROW, sort=True, dropna=False)
     board = grouped["seed"].nunique().rename("n_seeds").to_frame()
     board["fid_valid"] = grouped["fid_valid"].agg(lambda v: bool(v.astype(bool).all()))
@@ -541,6 +550,16 @@ def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     return written
 
 
+def by_finish(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` in the order their records finished: by the instant ``finished_at`` names
+    (offsets honoured), never by the string, so records from other time zones interleave
+    correctly."""
+    if runs.empty or "finished_at" not in runs:
+        return runs
+    order = runs["finished_at"].map(timestamp_key).sort_values(kind="stable").index
+    return runs.loc[order]
+
+
 def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
     """The ``ok`` runs of one leaderboard row, by seed."""
     match = runs[runs["status"] == "ok"]
@@ -553,7 +572,7 @@ def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
 def row_seeds(runs: pd.DataFrame, row: pd.Series, column: str) -> dict[int, float]:
     """seed → ``column`` of one leaderboard row: its latest ``ok`` run of each seed, as
     the row's mean was computed."""
-    latest = row_runs(runs, row).sort_values("finished_at", kind="stable")
+    latest = by_finish(row_runs(runs, row))
     return _per_seed(latest.drop_duplicates("seed", keep="last"), column)
 
 

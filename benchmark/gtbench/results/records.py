@@ -11,6 +11,7 @@ from typing import Any
 
 from gtbench.files.atomic import atomic_write_bytes as atomic_write_bytes  # re-exported
 from gtbench.files.atomic import atomic_write_text as atomic_write_text  # re-exported
+from gtbench.results.timestamps import timestamp_key
 
 RECORD = "record.json"
 FAILED_RECORD = "record.failed.json"  # a failed rerun of a cell whose ok record is kept
@@ -317,6 +318,10 @@ def kept_stale(results_dir: str | Path) -> set[str]:
         return set()
 
 
+def _finished(record: dict[str, Any]) -> float:
+    return timestamp_key(record.get("finished_at"))
+
+
 def stale_reasons(
     results_dir: str | Path, records: list[dict[str, Any]] | None = None
 ) -> dict[str, str]:
@@ -344,7 +349,8 @@ def stale_reasons(
             for new in current:
                 if (
                     new["run_id"] != old["run_id"]
-                    and str(new.get("finished_at", "")) > str(old.get("finished_at", ""))
+                    and timestamp_key(new.get("finished_at"))
+                    > timestamp_key(old.get("finished_at"))
                     and same_configuration(old, new)
                 ):
                     reasons[old["run_id"]] = (

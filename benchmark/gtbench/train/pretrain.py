@@ -36,8 +36,7 @@ from gtbench.errors import MissingAssetError, UsageError
 from gtbench.files.assets import sha256_file
 from gtbench.files.atomic import atomic_write_bytes, atomic_write_text
 from gtbench.plugin.base import Dataset, Source
-from gtbench.plugin.images import match_format, to_uint8, to_unit_range
-from gtbench.plugin.images import save_grid as save_uint8_grid
+from gtbench.plugin.images import match_format, save_grid, to_unit_range
 from gtbench.plugin.spec import PluginSpec, parse_spec
 from gtbench.train.method import Method
 from gtbench.train.trainer import TrainConfig, build_context
@@ -48,7 +47,6 @@ __all__ = [
     "load_pretrained",
     "pretrain",
     "pretrain_command",
-    "save_grid",
 ]
 
 FORMAT = "gtbench-pretrain/1"
@@ -107,18 +105,11 @@ def to_training_images(images: torch.Tensor, resolution: int, channels: int) -> 
     return to_unit_range(match_format(images, channels, resolution)).contiguous()
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int = 8) -> Path:
-    """Write images in [-1, 1] (N×C×H×W) as one PNG grid."""
-    return save_uint8_grid(to_uint8(images.detach().cpu()), path, nrow)
-
-
 def _samples(generator: Any, n: int, seed: int) -> torch.Tensor:
-    """``n`` samples in [-1, 1], deterministic for ``seed`` (the evaluation's sampler)."""
+    """``n`` samples as uint8, deterministic for ``seed`` (the evaluation's sampler)."""
     from gtbench.measure.evaluation import generate_images
 
-    return (
-        generate_images(generator, n, seed=seed, device=_device_of(generator)).float() / 127.5 - 1
-    )
+    return generate_images(generator, n, seed=seed, device=_device_of(generator))
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:

@@ -243,34 +243,6 @@ def recompute_batchnorm_stats(
     return len(norms)
 
 
-def generator_fisher(
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    latents: torch.Tensor,
-    tensors: list[torch.Tensor],
-) -> list[torch.Tensor]:
-    """Empirical Fisher information of ``tensors`` (parameters of G or of modules wrapped
-    into it): the mean over single-image draws (one latent per row) of the squared gradient
-    of G's non-saturating loss softplus(−D(G(z))), both networks in eval mode (their modes
-    restored afterwards). EWC, AdAM and RICK score importance with it."""
-    fisher = [torch.zeros_like(t) for t in tensors]
-    g_mode, d_mode = generator.training, discriminator.training
-    generator.eval()
-    discriminator.eval()
-    try:
-        for z in latents:
-            logit = discriminator(generator(z.unsqueeze(0))).reshape(1, -1).mean()
-            grads = torch.autograd.grad(F.softplus(-logit), tensors, allow_unused=True)
-            for acc, grad in zip(fisher, grads, strict=True):
-                if grad is not None:
-                    acc.add_(grad.detach().square())
-    finally:
-        generator.train(g_mode)
-        discriminator.train(d_mode)
-    n = max(len(latents), 1)
-    return [f / n for f in fisher]
-
-
 def build_context(
     generator: Generator,
     discriminator: Discriminator | None,
@@ -383,9 +355,10 @@ def _backward(
 
 
 class TrainLog:
-    """``train_log.csv``: one row per ``check_every`` steps, rewritten whole and atomically
-    (temp file + rename) at each row, so a crash leaves the rows so far readable. A new
-    log replaces any previous one (a rerun starts it fresh)."""
+    """``train_log.csv``: one row per ``check_every`` steps (the trainer's own columns
+    first, then whatever terms the method logs with :meth:`TrainContext.log`), rewritten
+    whole and atomically (temp file + rename) at each row, so a crash leaves the rows so
+    far readable. A new log replaces any previous one (a rerun starts it fresh)."""
 
     FIXED = (
         "step",
@@ -401,7 +374,6 @@ class TrainLog:
         "reg_d",
         "lr_g",
         "lr_d",
-        "aug_p",
     )
 
     def __init__(self, path: Path | None) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.results.records import atomic_write_text, load_record
 
 __all__ = ["TUNING_CSV", "TUNING_COLUMNS", "tuning_table", "write_tuning_table"]
@@ -77,7 +78,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if value is not None else ""
 
 
-def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.DataFrame:
+def tuning_table(results_dir: str | Path, reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
     """One row per target and method that has both a ``default`` and a tuned row."""
     from gtbench.measure import stats
     from gtbench.results.leaderboard import base_method, leaderboard, row_runs, row_seeds, run_rows
@@ -145,7 +146,7 @@ def tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.Dat
     return pd.DataFrame(rows, columns=TUNING_COLUMNS)
 
 
-def write_tuning_table(results_dir: str | Path, reference: str = "finetune") -> pd.DataFrame:
+def write_tuning_table(results_dir: str | Path, reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
     """Rebuild and atomically write ``<results_dir>/tuning.csv``."""
     table = tuning_table(results_dir, reference)
     text = table.to_csv(index=False, float_format="%.6g")

@@ -311,12 +311,6 @@ def write_training_list(data: Data, path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_training_list(path: Path) -> set[str]:
-    """The content hashes listed by :func:`write_training_list`."""
-    rows = path.read_text().splitlines()
-    return {row.split("\t")[1] for row in rows if row and not row.startswith("#")}
-
-
 def _sampling_weights(data: Data, train: torch.Tensor) -> torch.Tensor:
     """Per-image weights so each batch mixes the domains by DOMAIN_SHARE."""
     weights = torch.zeros(len(data.labels), dtype=torch.float64)

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from gtbench.api import Method, Parameter, Uniform, brightness, contrast, saturation
+from gtbench.api import Method, Parameter, Uniform
+
+from ._augment import brightness, contrast, saturation
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep

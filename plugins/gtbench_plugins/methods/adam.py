@@ -46,7 +46,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gtbench.api import Generator, Method, Parameter, Phase, Uniform, generator_fisher
+from gtbench.api import Generator, Method, Parameter, Phase, Uniform
+
+from ._fisher import generator_fisher
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep

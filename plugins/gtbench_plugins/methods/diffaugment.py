@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from gtbench.api import Choice, Method, Parameter, parse_policy
-from gtbench.api import DiffAugmentPipeline as DiffAugmentPipe
+from gtbench.api import Choice, Method, Parameter
+
+from ._augment import DiffAugmentPipeline as DiffAugmentPipe
+from ._augment import parse_policy
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from gtbench.api import LogUniform, Method, Parameter
 
+from ._fisher import generator_fisher
+
 if TYPE_CHECKING:
     from gtbench.api import Discriminator, Generator, TrainContext, TrainStep
 
@@ -49,24 +51,13 @@ def estimate_fisher(
     defined by (the square of a batch mean would shrink it by the batch size). Networks
     run in eval mode so normalisation layers use their running statistics."""
     named = [(n, p) for n, p in generator.named_parameters() if p.requires_grad]
-    fisher = {n: torch.zeros_like(p) for n, p in named}
-    was_training = generator.training, discriminator.training
-    generator.eval()
-    discriminator.eval()
-    try:
-        for _ in range(samples):
-            z = generator.sample_latent(1, generator=rng, device=device)
-            logit = discriminator(generator(z)).reshape(-1).mean()
-            grads = torch.autograd.grad(
-                F.logsigmoid(logit), [p for _, p in named], allow_unused=True
-            )
-            for (name, _), grad in zip(named, grads, strict=True):
-                if grad is not None:
-                    fisher[name] += grad.detach().square()
-    finally:
-        generator.train(was_training[0])
-        discriminator.train(was_training[1])
-    return {name: value / samples for name, value in fisher.items()}
+    latents = [generator.sample_latent(1, generator=rng, device=device) for _ in range(samples)]
+    if not latents:
+        return {name: torch.zeros_like(p) for name, p in named}
+    values = generator_fisher(
+        generator, discriminator, torch.cat(latents), [p for _, p in named], F.logsigmoid
+    )
+    return {name: value for (name, _), value in zip(named, values, strict=True)}
 
 
 class EWC(Method):

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
-from gtbench.api import Method, Parameter, Phase, Uniform, generator_fisher
+from gtbench.api import Method, Parameter, Phase, Uniform
 
+from ._fisher import generator_fisher
 from .adam import output_axis
 
 if TYPE_CHECKING:

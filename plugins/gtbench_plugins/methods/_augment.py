@@ -1,4 +1,6 @@
-"""Differentiable augmentation applied identically to real and fake images at D's input.
+"""Differentiable augmentation applied identically to real and fake images at D's input:
+a module the built-in methods share (DiffAugment's pipeline, ADA's colour transforms),
+not part of the core, which knows no augmentation.
 
 The three DiffAugment transforms (Zhao et al., NeurIPS 2020): colour (brightness,
 saturation, contrast), translation (up to 1/8 of the size, zero padding) and cutout (a
