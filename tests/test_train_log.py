@@ -64,6 +64,32 @@ def test_rows_every_check_with_losses_d_outputs_r1_lr_and_method_terms(tmp_path)
     assert float(last["lr_g"]) == ctx.config.lr_g and float(last["aug_p"]) == 0.25
 
 
+def test_every_row_measures_the_regulariser_against_the_adversarial_loss(tmp_path):
+    """reg_grad_ratio over the whole run, not only the record's last 10 %: rows measured
+    at their first update (all 5 rows here, none of them in the last 10 % but the last)."""
+    import torch.nn.functional as F
+
+    class Double(Method):
+        def generator_loss(self, ctx, step):
+            return 2 * F.softplus(-step.d_fake).mean()  # gradient = 2 × adversarial
+
+        def discriminator_loss(self, ctx, step):
+            return 3 * (F.softplus(step.d_fake).mean() + F.softplus(-step.d_real).mean())
+
+    ctx = _context(tmp_path, iters=20, check_every=4, r1_gamma=0.0)
+    train(ctx, Double())
+    rows = _rows(tmp_path / TRAIN_LOG)
+    assert len(rows) == 5
+    for row in rows:
+        assert float(row["reg_grad_ratio"]) == pytest.approx(2.0, rel=1e-4)
+        assert float(row["reg_grad_ratio_d"]) == pytest.approx(3.0, rel=1e-4)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    ctx = _context(plain, iters=4, check_every=2)
+    train(ctx, Method())
+    assert all("reg_grad_ratio" not in r for r in _rows(plain / TRAIN_LOG))
+
+
 def test_a_crash_leaves_a_readable_log_and_a_rerun_starts_it_fresh(tmp_path):
     class Crash(Method):
         def after_step(self, ctx, step):
