@@ -37,6 +37,10 @@ def _as_committed(runs):
     the trainer or the protocol) makes them stale, but the claims are about them."""
     runs = runs.copy()
     runs["stale"] = False
+    # a default run is labelled by the parameters that differ from today's defaults
+    # (minegan v3's stage1_iters, adam v3's uv_lr); they were the defaults then
+    default = runs["selection"] == "default"
+    runs.loc[default, "method"] = runs.loc[default, "method"].str.split(":").str[0]
     return runs
 
 
@@ -226,3 +230,27 @@ def test_docs_claims_against_the_papers(reference_runs, a, b, dataset, delta, ve
     assert (result.n, round(result.delta_mean), result.verdict) == (8, delta, verdict)
     if p_below is not None:
         assert result.p < p_below
+
+
+def test_methods_page_regulariser_strengths_from_the_committed_records(reference_runs):
+    """docs/methods.md, "Rankings against the papers" and the CDC / DCL paragraphs: the
+    committed records' reg_grad_ratio (median, and CDC's / DCL's ranges) per target."""
+    runs = reference_runs[reference_runs["reg_grad_ratio"].notna()]
+    ratio = runs.groupby(["method", "dataset"])["reg_grad_ratio"]
+    median = ratio.median().round(2).to_dict()
+    assert {k: v for k, v in median.items() if k[0] in ("l2-sp", "ewc", "dcl")} == {
+        ("l2-sp", "animals-cat"): 0.10, ("l2-sp", "digits"): 0.13,
+        ("ewc", "animals-cat"): 0.31, ("ewc", "digits"): 0.36,
+        ("dcl", "animals-cat"): 0.63, ("dcl", "digits"): 0.89,
+    }  # fmt: skip
+    assert round(median[("cdc", "animals-cat")], 1) == 2.1
+    assert round(median[("cdc", "digits")], 1) == 3.9
+    low, high = ratio.min().to_dict(), ratio.max().to_dict()
+    assert (round(low[("cdc", "animals-cat")], 2), round(high[("cdc", "animals-cat")], 1)) == (
+        0.81, 5.6,
+    )  # fmt: skip
+    assert (round(low[("cdc", "digits")], 1), round(high[("cdc", "digits")], 1)) == (1.1, 13.6)
+    assert (round(low[("dcl", "animals-cat")], 2), round(high[("dcl", "animals-cat")], 2)) == (
+        0.45, 0.85,
+    )  # fmt: skip
+    assert (round(low[("dcl", "digits")], 2), round(high[("dcl", "digits")], 2)) == (0.77, 0.96)

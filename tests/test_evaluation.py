@@ -403,12 +403,31 @@ def test_fid_is_flagged_not_valid_when_reference_images_do_not_exceed_feature_di
 ):
     """128-d debug features: 128 evaluation images give a singular reference covariance
     (FID flagged, reason recorded), 129 do not; KID is computed either way."""
-    result = run(generator, make_dataset(size=size), tmp_path)  # pool 40: size - 40 evaluated
+    # pool 40: size - 40 evaluated; 200 generated, above the 128 dimensions
+    result = run(generator, make_dataset(size=size), tmp_path, n_samples=200)
     assert result.settings["n_reference"] == size - 40 and result.settings["feature_dim"] == 128
     assert result.metrics["fid_valid"] is valid and result.settings["fid_valid"] is valid
     reason = result.settings["fid_valid_reason"]
     assert ("rank-deficient" in reason and "128-d" in reason) is not valid
     assert math.isfinite(result.metrics["kid_mean"])
+
+
+@pytest.mark.parametrize(
+    ("n_reference", "n_generated", "short"),
+    [
+        (200, 128, ["128 generated"]),
+        (128, 200, ["128 evaluation"]),
+        (100, 50, ["100 evaluation", "50 generated"]),
+        (129, 129, []),
+    ],
+)
+def test_fid_validity_looks_at_both_sides(n_reference, n_generated, short):
+    from gtbench.measure.evaluation import fid_invalid_reason
+
+    reason = fid_invalid_reason(n_reference, n_generated, 128)
+    assert (reason is None) is (not short)
+    for part in short:
+        assert part in reason
 
 
 def test_records_say_whether_the_extractor_is_a_metric(generator, tmp_path):

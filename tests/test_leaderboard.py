@@ -242,6 +242,16 @@ def test_debug_extractor_rows_are_not_a_metric(tmp_path, flag):
     assert not best_rows(board) and ranks.empty
 
 
+def test_fid_validity_of_old_records_counts_the_generated_side():
+    from gtbench.results.leaderboard import fid_valid
+
+    record = {"metrics": {"fid_valid": True}, "eval": {"n_reference": 700, "feature_dim": 256}}
+    assert fid_valid({**record, "eval": {**record["eval"], "n_samples": 1000}})
+    assert not fid_valid({**record, "eval": {**record["eval"], "n_samples": 250}})
+    assert not fid_valid({"eval": {"n_reference": 200, "feature_dim": 256, "n_samples": 1000}})
+    assert fid_valid({"eval": {"n_reference": 300, "feature_dim": 256, "n_samples": 1000}})
+
+
 def test_the_latest_record_of_a_seed_counts_once(tmp_path):
     _write(tmp_path, "finetune", [10.0, 12.0, 14.0])
     newer = _record("new0", "finetune", 0, 40.0)

@@ -364,3 +364,168 @@ def test_git_state_never_writes_the_users_git_folder(tmp_path):
     assert git_state(package)["git_dirty"] is False
     after = sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / ".git").iterdir())
     assert after == before
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+def _cpuinfo_model() -> str | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return " ".join(line.split(":", 1)[1].split())
+    return None
+
+
+def test_records_name_the_cpu_and_the_instruction_set_used(tmp_path):
+    from gtbench.results import provenance
+
+    assert gtbench("run", *TINY, "--methods", "finetune", results=tmp_path).exit_code == 0
+    (record,) = _records(tmp_path).values()
+    found = record["environment"]["hardware"]
+    assert found["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    if _cpuinfo_model():
+        assert found["cpu"] == _cpuinfo_model()
+        assert found["cpu_id"]
+    assert "gpu" not in found  # the cell ran on the CPU
+    assert set(found["isa_settings"]) <= set(provenance.ISA_VARIABLES)
+    assert provenance.machine(record["environment"]) == provenance.current_machine()
+    assert found["cpu_capability"] in provenance.machine(record["environment"])
+
+
+def test_machine_line_of_cpu_gpu_portable_and_old_records():
+    from gtbench.results.provenance import PORTABLE_CPU, machine
+
+    cpu = {"cpu": "Some CPU", "cpu_id": "GenuineIntel 6 85 7", "cpu_capability": "AVX2"}
+    assert machine({"hardware": cpu}) == "Some CPU [GenuineIntel 6 85 7] (AVX2)"
+    assert machine({"hardware": {**cpu, "cpu_capability": "AVX512"}}) != machine({"hardware": cpu})
+    gpu = {**cpu, "gpu": "NVIDIA H100", "gpu_driver": "550.54"}
+    assert machine({"hardware": gpu}) == "NVIDIA H100 (driver 550.54)"
+    portable = {**cpu, "cpu_capability": "DEFAULT", "isa_settings": dict(PORTABLE_CPU)}
+    other = {**portable, "cpu": "Other CPU", "cpu_id": "AuthenticAMD 25 17 1"}
+    assert machine({"hardware": portable}) == machine({"hardware": other}) == "portable x86"
+    # the settings without the capability actually used are not portable
+    assert machine({"hardware": {**portable, "cpu_capability": "AVX2"}}) != "portable x86"
+    assert machine({"platform": "Linux"}) == machine(None) == "unknown"
+
+
+def test_gpu_name_driver_and_capability_where_a_gpu_is_used(monkeypatch):
+    from types import SimpleNamespace
+
+    from gtbench.results import provenance
+
+    properties = SimpleNamespace(name="NVIDIA Test GPU", major=9, minor=0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: properties)
+    monkeypatch.setattr(provenance, "gpu_driver", lambda: "555.42.06")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)
+    found = provenance.hardware("cuda:0")
+    assert found["gpu"] == "NVIDIA Test GPU" and found["gpu_capability"] == "9.0"
+    assert found["gpu_driver"] == "555.42.06" and found["cudnn"] == 91000
+    assert provenance.machine({"hardware": found}) == "NVIDIA Test GPU (driver 555.42.06)"
+    text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024"
+    assert provenance.nvidia_driver_of(text) == "550.54.15"
+    open_kernel = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release"
+    assert provenance.nvidia_driver_of(open_kernel) == "570.86.15"
+
+
+def test_portable_cpu_is_refused_once_torch_chose_kernels():
+    from gtbench.errors import UsageError
+    from gtbench.results.provenance import use_portable_cpu
+
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("this CPU's kernels are the baseline ones already")
+    saved = dict(os.environ)
+    try:
+        with pytest.raises(UsageError, match="already uses"):
+            use_portable_cpu()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_beside_marks_rows_from_other_hardware(tmp_path):
+    """The user's finetune beside another folder holding a --portable-cpu run (a
+    subprocess: the instruction sets are read once per process) and an old record without
+    hardware: both of those rows are marked †, the user's is not."""
+    import shutil
+    import subprocess
+    import sys
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    assert gtbench("run", *TINY, "--methods", "finetune", results=mine).exit_code == 0
+    command = [sys.executable, "-c", "from gtbench.cli.main import main; main()", "run", *TINY,
+               "--methods", "scratch", "--portable-cpu", "--results", str(other)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (portable,) = _records(other).values()
+    assert portable["environment"]["hardware"]["cpu_capability"] == "DEFAULT"
+    assert portable["environment"]["hardware"]["isa_settings"]["MKL_CBWR"] == "COMPATIBLE"
+    # an old record: same cell as the user's but made before records named the hardware
+    (own,) = _records(mine).values()
+    old = tmp_path / "old"
+    shutil.copytree(mine / "runs", old / "runs")
+    path = old / "runs" / own["run_id"] / "record.json"
+    record = json.loads(path.read_text())
+    del record["environment"]["hardware"]
+    record["method"] = {**record["method"], "name": "source-only"}
+    record["run_id"] = own["run_id"][:-1] + ("0" if own["run_id"][-1] != "0" else "1")
+    (old / "runs" / record["run_id"]).mkdir()
+    (old / "runs" / record["run_id"] / "record.json").write_text(json.dumps(record))
+    shutil.rmtree(old / "runs" / own["run_id"])
+
+    result = gtbench("leaderboard", "--beside", str(other), "--beside", str(old), results=mine)
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "†" in lines["scratch"] and "†" in lines["source-only"]
+    assert "†" not in lines["finetune"]
+    assert "records from other hardware" in result.output
+    compared = gtbench("compare", "finetune", "scratch", "--beside", str(other), results=mine)
+    assert compared.exit_code == 0, compared.output
+    assert "scratch: † records from other hardware" in compared.output
+    assert "finetune," not in compared.output
+    alone = gtbench("leaderboard", results=mine)
+    assert "†" not in alone.output and "other hardware" not in alone.output
+
+
+def _run_in_process(results, *extra, env=None):
+    """The default suite's finetune, seed 0, 20 steps, in a process of its own with a cache
+    of its own (reference features computed there too, under its instruction sets)."""
+    import shutil
+    import subprocess
+    import sys
+
+    cache = results.parent / f"{results.name}-cache"
+    shutil.copytree(Path(os.environ["GTBENCH_CACHE"]) / "downloads", cache / "downloads")
+    command = [sys.executable, "-c", "from gtbench.cli.main import main; main()", "run",
+               "--methods", "finetune", "--seeds", "0", "--iters", "20", "--n-samples", "200",
+               "--launcher", "local", "--results", str(results), *extra]  # fmt: skip
+    environment = {**os.environ, "GTBENCH_CACHE": str(cache), **(env or {})}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    assert done.returncode == 0, done.stderr
+    (record,) = _records(results).values()
+    return record
+
+
+@pytest.mark.slow
+def test_portable_cpu_numbers_do_not_follow_the_instruction_set(tmp_path):
+    """The claim of docs/results.md, on a short cell: natively, torch's AVX2 and AVX-512
+    kernels give other numbers (where the CPU has both: the check can fail); under
+    --portable-cpu, the instruction sets torch and MKL are allowed change nothing."""
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        pytest.skip("needs a CPU whose torch kernels are AVX-512")
+    native = _run_in_process(tmp_path / "native")
+    avx2 = _run_in_process(tmp_path / "avx2", env={"ATEN_CPU_CAPABILITY": "avx2"})
+    assert avx2["environment"]["hardware"]["cpu_capability"] == "AVX2"
+    assert native["metrics"]["fid"] != avx2["metrics"]["fid"]
+    portable = _run_in_process(tmp_path / "portable", "--portable-cpu")
+    capped = _run_in_process(
+        tmp_path / "capped",
+        "--portable-cpu",
+        env={"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+    )
+    assert capped["environment"]["hardware"]["cpu_capability"] == "DEFAULT"
+    assert portable["metrics"] == capped["metrics"]
+    assert portable["metrics"]["fid"] != native["metrics"]["fid"]

@@ -172,3 +172,21 @@ def test_report_of_records_alone_plots_shots_and_curves_and_says_what_is_missing
     assert page.rows == 4 and len(page.images) == 2 + 2 + 2 + 1
     assert any("no samples.png" in note for note in notes)
     assert any("no kept generator weights" in note for note in notes)
+
+
+def test_report_html_escapes_every_value():
+    """The template autoescapes: a name with markup in it stays text."""
+    from gtbench.results.report import _html
+
+    section = str(
+        _html().leaderboard(
+            "fine<b>tune",
+            ["title & <i>more</i>", "second line"],
+            ["method <x>"],
+            [{"best": True, "cells": [('a"b<script>', "#d73027")]}],
+        )
+    )
+    assert "fine&lt;b&gt;tune" in section and "<script>" not in section
+    assert "title &amp; &lt;i&gt;more&lt;/i&gt;<br>second line" in section
+    assert '<tr class="best"><td style="color:#d73027">a&#34;b&lt;script&gt;</td></tr>' in section
+    assert "<th>method &lt;x&gt;</th>" in section

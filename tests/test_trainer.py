@@ -278,12 +278,16 @@ def test_before_optimizer_step_masks_gradients_and_observe_sees_d_outputs():
     assert len(calls["observe"]) == 3
 
 
-def test_r1_is_taken_on_the_unaugmented_reals():
-    inputs = []
+def test_r1_is_taken_through_the_augmentation_with_respect_to_the_reals():
+    """As StyleGAN2-ADA's and DiffAugment's lazy R1: D judges augment(x), the gradient is
+    taken with respect to the shots x before augmentation."""
+    inputs, pairs = [], []
 
     class Shift(Method):
         def augment(self, ctx, images):
-            return images + 5.0  # far outside [-1, 1]
+            out = images + 5.0  # far outside [-1, 1]
+            pairs.append((images, out))
+            return out
 
     ctx = _context(iters=1, r1_every=1)
     forward = ctx.discriminator.forward_features
@@ -294,8 +298,9 @@ def test_r1_is_taken_on_the_unaugmented_reals():
 
     ctx.discriminator.forward_features = spy
     train(ctx, Shift())
-    r1_inputs = [x for x in inputs if x.requires_grad and x.is_leaf]
-    assert len(r1_inputs) == 1 and float(r1_inputs[0].detach().max()) <= 1.0  # raw shots
+    r1 = [(x, out) for x, out in pairs if x.requires_grad and x.is_leaf]
+    assert len(r1) == 1 and float(r1[0][0].detach().max()) <= 1.0  # grad w.r.t. raw shots
+    assert any(x is r1[0][1] for x in inputs)  # D's R1 pass saw them augmented
     assert float(inputs[0].min()) >= 4.0  # the loss pass saw the augmented reals
 
 

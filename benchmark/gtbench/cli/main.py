@@ -358,7 +358,8 @@ def _check_suite_names(suite: Any) -> None:
     "--curve",
     type=click.IntRange(min=0),
     help="also evaluate the EMA at N evenly spaced steps with a cheaper evaluation "
-    "(curve_n_samples images): FID over training and its best, labelled as evaluation-set "
+    "(curve_n_samples images): FID over training and its best (by KID where FID is not "
+    "valid at that size), labelled as evaluation-set "
     f"selection, beside the ranked final FID; 0: off; {_FROM_SUITE} (0). A done cell "
     "gets a curve only with --force",
 )
@@ -375,6 +376,13 @@ def _check_suite_names(suite: Any) -> None:
 )
 @click.option(
     "--reference", default=DEFAULT_REFERENCE, help="method the paired statistics compare with"
+)
+@click.option(
+    "--portable-cpu",
+    is_flag=True,
+    help="CPU results that do not depend on which x86-64 CPU computes them: torch's kernels "
+    "at their baseline instruction set, oneDNN at SSE4.1, MKL in COMPATIBLE mode (for "
+    "this process and its workers; training about 4x slower; docs/results.md)",
 )
 def run(
     sources: str | None,
@@ -398,6 +406,7 @@ def run(
     device: str | None,
     curve: int | None,
     reference: str,
+    portable_cpu: bool,
 ) -> None:
     """Run a sweep: sources × methods × datasets × shots × seeds."""
     import time
@@ -414,6 +423,10 @@ def run(
     _int_list("shots", shots)
     _int_list("seeds", seeds)
     _check_device(device)
+    if portable_cpu:  # before torch computes anything: its libraries read these once
+        from gtbench.results.provenance import use_portable_cpu
+
+        use_portable_cpu()
 
     from gtbench.plan.cells import plan_suite
     from gtbench.plan.suite import DEFAULT_SUITE, load_suite

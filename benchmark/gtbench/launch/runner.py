@@ -172,6 +172,9 @@ def run_cell(
             **provenance.environment(),
             # CPU training sums depend on the thread count (evaluation does not)
             "torch_threads": torch.get_num_threads(),
+            # CPU model and instruction set used (GPU name and driver on a GPU): other
+            # hardware gives other last digits (docs/results.md)
+            "hardware": provenance.hardware(default_device()),
         }
         _adapt_and_evaluate(cell, work, record, report)
         record["status"] = "ok"
@@ -212,8 +215,9 @@ class _Curve:
     recomputed, as the final one's are. Never the ranked number."""
 
     NOTE = (
-        "fid_best_over_training: selection on the evaluation set (what most papers do); "
-        "not the ranked number, which is the final fixed-budget fid"
+        "fid_best_over_training (kid_best_over_training where FID is not valid for the "
+        "curve's sample size; curve_best_by says which): selection on the evaluation set "
+        "(what most papers do); not the ranked number, which is the final fixed-budget one"
     )
 
     def __init__(self, cell: dict[str, Any], target, shots, extractor, settings, device) -> None:  # noqa: ANN001
@@ -251,6 +255,7 @@ class _Curve:
                 "step": step,
                 "fid": result.metrics["fid"],
                 "kid_mean": result.metrics["kid_mean"],
+                "fid_valid": bool(result.metrics["fid_valid"]),
                 "n_samples": self.n_samples,
             }
         )
@@ -259,11 +264,16 @@ class _Curve:
     def write(self, record: dict[str, Any]) -> None:
         if not self.rows:
             return
-        best = min(self.rows, key=lambda row: row["fid"])
+        # the best point by FID only where FID is valid at every point (both sides above
+        # the feature dimension); by KID otherwise, and the record says which
+        by = "fid" if all(row["fid_valid"] for row in self.rows) else "kid"
+        column = "fid" if by == "fid" else "kid_mean"
+        best = min(self.rows, key=lambda row: row[column])
         record["curve"] = self.rows
         record["curve_note"] = self.NOTE
-        record["metrics"]["fid_best_over_training"] = best["fid"]
-        record["metrics"]["fid_best_step"] = best["step"]
+        record["curve_best_by"] = by
+        record["metrics"][f"{by}_best_over_training"] = best[column]
+        record["metrics"][f"{by}_best_step"] = best["step"]
         record["timings"]["curve_s"] = round(self.seconds, 3)
 
 

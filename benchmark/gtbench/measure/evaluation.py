@@ -139,28 +139,55 @@ def generate_images(
 ) -> torch.Tensor:
     """``n`` samples as uint8 N×C×H×W on the CPU, identical for a seed whatever the batch size.
 
-    All latents are drawn up front on the CPU from ``torch.Generator().manual_seed(seed)``
-    so the samples depend on the seed only. The generator runs in eval mode under
-    ``no_grad`` and its previous mode is restored afterwards."""
+    Every random draw comes from ``seed``: the latents are drawn up front on the CPU from
+    ``torch.Generator().manual_seed(seed)``, then one seed per sample from the same
+    generator for the draws a forward pass makes itself (:meth:`Generator.sample_noise`:
+    StyleGAN2's noise maps). Draws a generator still makes from torch's global RNG come
+    from that RNG seeded with ``seed`` for this call and restored afterwards, so
+    generating never shifts the caller's random stream. The generator runs in eval mode
+    under ``no_grad`` and its previous mode is restored afterwards."""
     if n < 1:
         raise UsageError(f"cannot generate {n} images: n must be at least 1")
     device = torch.device(device)
-    latents = generator.sample_latent(
-        n, generator=torch.Generator().manual_seed(seed), device="cpu"
-    )
+    rng = torch.Generator().manual_seed(seed)
+    latents = generator.sample_latent(n, generator=rng, device="cpu")
+    noise_seeds = torch.randint(0, 2**63 - 1, (n,), generator=rng).tolist()
     was_training = generator.training
     generator.eval()
     batches = []
     try:
-        with torch.no_grad(), _truncation(generator, truncation) as extra:
+        with (
+            torch.random.fork_rng(devices=_rng_devices(device)),
+            torch.no_grad(),
+            _truncation(generator, truncation) as extra,
+        ):
+            _seed_global_rng(seed, device)
             for start in range(0, n, batch_size):
                 z = latents[start : start + batch_size].to(device)
-                batches.append(to_uint8(generator(z, **extra)).cpu())
+                noise = generator.sample_noise(
+                    noise_seeds[start : start + batch_size], device=device
+                )
+                batches.append(to_uint8(generator(z, **extra, **noise)).cpu())
                 if progress is not None:
                     progress("generate", min(start + batch_size, n), n)
     finally:
         generator.train(was_training)
     return torch.cat(batches)
+
+
+def _seed_global_rng(seed: int, device: torch.device) -> None:
+    """Seed torch's CPU RNG and, generating on a GPU, that GPU's (the ones forked)."""
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose RNG state generating on ``device`` may use (none on a CPU)."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
 # --------------------------------------------------------------------------- features
@@ -311,19 +338,23 @@ def fid_from_features(features_1: torch.Tensor, features_2: torch.Tensor) -> flo
     return float(fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID])
 
 
-def fid_invalid_reason(n_reference: int, feature_dim: int) -> str | None:
-    """Why FID against ``n_reference`` evaluation images is not a valid measure in a
-    ``feature_dim``-dimensional feature space, or None when it is.
+def fid_invalid_reason(n_reference: int, n_generated: int, feature_dim: int) -> str | None:
+    """Why FID between ``n_reference`` evaluation and ``n_generated`` generated images is
+    not a valid measure in a ``feature_dim``-dimensional feature space, or None when it is.
 
-    The reference covariance needs full rank: from n <= d images it is singular, and the
-    number then mostly reflects the sample size, not the images. KID (unbiased at any
-    size) is the measure to read and rank by. (The generated side is the user's choice of
-    ``n_samples``; the suites use more samples than feature dimensions.)"""
-    if n_reference <= feature_dim:
+    Each side's covariance needs full rank: from n <= d images it is singular, and the
+    number then mostly reflects the sample size, not the images. Both sides count (a
+    250-sample training curve in 256-d features is as invalid as 200 reference images).
+    KID (unbiased at any size) is the measure to read, rank and select by."""
+    short = [
+        f"{n} {side} images"
+        for n, side in ((n_reference, "evaluation"), (n_generated, "generated"))
+        if n <= feature_dim
+    ]
+    if short:
         return (
-            f"{n_reference} evaluation images in a {feature_dim}-d feature space: the "
-            "reference covariance is rank-deficient (n <= d), so FID is not a valid "
-            "measure; rank by KID"
+            f"{' and '.join(short)} in a {feature_dim}-d feature space: the covariance is "
+            "rank-deficient (n <= d), so FID is not a valid measure; rank by KID"
         )
     return None
 
@@ -514,7 +545,7 @@ def evaluate(
         "fid_train": fid_from_features(fake, train) if len(train) >= 2 else math.nan,
         **memorisation_metrics(fake, train, real),
     }
-    fid_invalid = fid_invalid_reason(len(real), int(real.shape[1]))
+    fid_invalid = fid_invalid_reason(len(real), len(fake), int(real.shape[1]))
     metrics["fid_valid"] = fid_invalid is None
     if progress is not None:
         progress("metrics", 1, 1)
@@ -531,7 +562,8 @@ def evaluate(
         "n_reference": len(real),
         "fid_valid": fid_invalid is None,
         "fid_valid_reason": fid_invalid
-        or f"{len(real)} evaluation images > {real.shape[1]} feature dimensions",
+        or f"{len(real)} evaluation and {len(fake)} generated images > {real.shape[1]} "
+        "feature dimensions",
         "n_train": len(train),
         "kid_subset_size": kid_size,
         "kid_subset_size_requested": settings.kid_subset_size,

@@ -4,7 +4,7 @@ architecture."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -60,6 +60,16 @@ class Generator(BlockNetwork):
         """Draw ``n`` latents from the prior (standard normal by default)."""
         device = device if device is not None else _module_device(self)
         return torch.randn((n, *self.latent_shape), generator=generator, device="cpu").to(device)
+
+    def sample_noise(self, seeds: Sequence[int], *, device: Any = None) -> dict[str, Any]:
+        """Forward keyword arguments that carry every random draw a forward pass would
+        otherwise make itself (StyleGAN2's per-layer noise maps), one sample per seed,
+        each drawn on the CPU from its own ``torch.Generator().manual_seed(seed)``.
+
+        ``generate_images`` passes them with the latents, so a sample depends on its seed
+        alone: not on the batch it falls in, nor on torch's global RNG. The default (a
+        generator whose output is fixed by its latent) draws nothing and returns ``{}``."""
+        return {}
 
 
 class Discriminator(BlockNetwork):

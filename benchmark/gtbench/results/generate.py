@@ -113,7 +113,13 @@ def best_run(results_dir: str | Path, dataset: str, shots: int | None = None) ->
 @click.argument("run_id", required=False)
 @click.option("--results", default="results", show_default=True)
 @click.option("--n", "count", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="seed of every random draw: latents and per-layer noise (StyleGAN2)",
+)
 @click.option("--truncation", default=None, type=float, help="truncation (sources that support it)")
 @click.option("--out", "out_dir", default=None, help="output folder (default: RUN/generated)")
 @click.option("--grid", is_flag=True, help="also write one grid image")

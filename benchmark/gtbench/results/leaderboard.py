@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 
 from gtbench.measure.eval_settings import DEFAULT_REFERENCE
+from gtbench.results import provenance
 from gtbench.results.records import DEFAULT_SELECTION, atomic_write_text, iter_records, selection_of
 from gtbench.results.timestamps import timestamp_key
 
@@ -143,17 +144,27 @@ def _protocol(record: dict[str, Any]) -> str:
 
 
 def fid_valid(record: dict[str, Any]) -> bool:
-    """The record's ``metrics.fid_valid`` (or ``eval.fid_valid``); for older records,
-    ``n_reference > feature_dim`` when both are recorded (a covariance estimated from
-    fewer images than dimensions is singular), else True."""
+    """Whether the record's FID is valid: both its evaluation and its generated set exceed
+    the feature dimension (a covariance from fewer images than dimensions is singular).
+
+    Reads the recorded ``fid_valid`` (``metrics`` or ``eval``); records from before the
+    generated side counted are also held to ``n_samples > feature_dim``, and records with
+    no flag to ``n_reference > feature_dim`` as well."""
     metrics, evaluation = record.get("metrics", {}), record.get("eval", {})
+    dim = evaluation.get("feature_dim")
+    if not isinstance(dim, int):
+        dim = None
     for recorded in (metrics, evaluation):
         if "fid_valid" in recorded:
-            return bool(recorded["fid_valid"])
-    n, dim = evaluation.get("n_reference"), evaluation.get("feature_dim")
-    if isinstance(n, int) and isinstance(dim, int):
-        return n > dim
-    return True
+            valid = bool(recorded["fid_valid"])
+            break
+    else:
+        n = evaluation.get("n_reference")
+        valid = not (isinstance(n, int) and dim is not None and n <= dim)
+    generated = evaluation.get("n_samples")
+    if isinstance(generated, int) and dim is not None and generated <= dim:
+        return False
+    return valid
 
 
 def is_metric(record: dict[str, Any]) -> bool:
@@ -170,13 +181,32 @@ def run_rows(results_dir: str | Path, beside: Sequence[str | Path] = ()) -> pd.D
     ``beside``: other results folders (e.g. the committed reference results) whose records
     join the table, so a user's cells are paired with and ranked beside them. Column
     ``origin`` names each row's folder; a run_id present in several folders counts once
-    (the first folder wins: the same run_id is the same configuration)."""
+    (the first folder wins: the same run_id is the same configuration). Column
+    ``machine`` names the hardware class that computed each record; with ``beside``,
+    ``other_hardware`` is true for a record from another folder whose machine is not
+    one of the user's (their records' or this machine's): its last digits differ."""
     frames = [_folder_rows(folder) for folder in (results_dir, *beside)]
+    if beside:
+        _mark_other_hardware(frames)
     frames = [frame for frame in frames if not frame.empty]
     if not frames:
         return pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True).drop_duplicates("run_id", keep="first")
     return frame.sort_values(KEY + ["seed", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def _mark_other_hardware(frames: list[pd.DataFrame]) -> None:
+    """Set ``other_hardware`` in every frame: the first is the user's own folder (never
+    marked); a record of the others is marked when its machine is unknown or is none of
+    the user's records' machines nor this machine's."""
+    own = frames[0]
+    yours = {provenance.current_machine()}
+    if not own.empty:
+        yours |= set(own["machine"])
+    yours.discard("unknown")
+    for position, frame in enumerate(frames):
+        if not frame.empty:
+            frame["other_hardware"] = position > 0 and ~frame["machine"].isin(yours)
 
 
 def run_folder(runs: pd.DataFrame, results_dir: str | Path, run_id: str) -> Path:
@@ -209,6 +239,7 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
             "stale": record["run_id"] in stale,
             "stale_reason": stale.get(record["run_id"], ""),
             "origin": str(results_dir),
+            "machine": provenance.machine(record.get("environment")),
         }
         metrics = record.get("metrics", {})
         for name, value in sorted(metrics.items()):
@@ -244,6 +275,8 @@ _NOT_AVERAGED = {
     "stale",
     "stale_reason",
     "origin",
+    "machine",
+    "other_hardware",
     "run_id",
     "status",
     "seed",
@@ -352,6 +385,8 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
     for name in BUDGET:
         if name in latest and latest[name].notna().any():
             board[name] = grouped[name].mean()
+    if "other_hardware" in latest:  # --beside: a row with any record from other hardware
+        board["other_hardware"] = grouped["other_hardware"].agg(lambda v: bool(v.any()))
     board = board.reset_index()
     board["n_seeds"] = board["n_seeds"].astype(int)
     seeds = []
@@ -616,6 +651,17 @@ def _signed(value: Any) -> str:
     return "–" if _missing(value) else ("+" if value > 0 else "") + number(value)
 
 
+OTHER_HARDWARE = (
+    "† records from other hardware than yours (CPU model and instruction set, or GPU): "
+    "their last digits differ (about 0.2 % of FID after 100 steps; docs/results.md)"
+)
+
+
+def _other_hardware(row: pd.Series) -> bool:
+    value = row.get("other_hardware", False)
+    return False if _missing(value) else bool(value)
+
+
 def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], list[bool]]:
     """The terminal leaderboard as text: (title, headers, rows, bold flags). Identity
     columns with one value across all rows go to the title."""
@@ -628,6 +674,8 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
     elif selections != {DEFAULT_SELECTION}:
         constant.append("selection")
     title = BOARD_TITLE
+    if any(_other_hardware(row) for _, row in board.iterrows()):
+        title += "\n" + OTHER_HARDWARE
     if constant:
         title += "\n" + ", ".join(f"{c} {board[c].iloc[0]}" for c in constant)
     references = sorted(set(board["reference"].dropna())) if "reference" in board else []
@@ -649,6 +697,7 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
         if row.get("fid_valid") is False or row.get("fid_valid") == 0:
             fid += " (not valid)"
         stale = " (stale)" if bool(row.get("stale", False)) else ""
+        stale += " †" if _other_hardware(row) else ""
         cells = [str(row[c]) for c in shown] + [
             ("★ " if index in best else "") + str(row["method"]) + stale,
             str(row["n_seeds"]),
@@ -842,4 +891,9 @@ def compare_command_lines(
     a, b = (_method_named(name, methods) for name in (a, b))
     for comparison in compare(runs, a, b, dataset):
         lines += [*comparison_lines(comparison, a, b), ""]
+    if "other_hardware" in runs:
+        marked = runs.loc[runs["other_hardware"].astype(bool), "method"]
+        other = [name for name in (a, b) if (marked == name).any()]
+        if other and lines:
+            lines += [f"{', '.join(other)}: {OTHER_HARDWARE}", ""]
     return lines[:-1]

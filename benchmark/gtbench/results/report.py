@@ -6,6 +6,8 @@ memorised samples beside their nearest shot.
 
 Every figure is drawn by matplotlib (object API, Agg canvas: no pyplot state, no display)
 and embedded as a base64 PNG, so the file needs no network and no other file to view.
+The HTML is the jinja2 template ``report.html.jinja`` beside this module (autoescaped):
+each section is a macro this module calls with plain data.
 A part whose data the results lack (no ``train_log.csv``, no kept generator, a dataset
 plugin that is not installed) is left out with a note saying why.
 """
@@ -13,10 +15,10 @@ plugin that is not installed) is left out with a note saying why.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from gtbench.results.leaderboard import (
 from gtbench.results.records import atomic_write_text, iter_records
 
 REPORT_HTML = "report.html"
+TEMPLATE = "report.html.jinja"
 VERDICT_COLOURS = {
     "better": "#1a9850",
     "worse": "#d73027",
@@ -49,17 +52,28 @@ MEMORISED_SAMPLES = 64  # drawn per run to find the samples nearest to a shot
 MEMORISED_SHOWN = 4
 
 
+@cache
+def _html() -> Any:
+    """The template's macros (``page``, ``leaderboard``, ...), each returning safe markup."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    environment = Environment(
+        loader=FileSystemLoader(Path(__file__).resolve().parent),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+    return environment.get_template(TEMPLATE).module
+
+
 def _png(figure: Any) -> str:
-    """A matplotlib figure as an ``<img>`` with an embedded PNG."""
+    """A matplotlib figure as base64 PNG text (the template embeds it)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return _img(buffer.getvalue(), "figure")
+    return _base64(buffer.getvalue())
 
 
-def _img(data: bytes, alt: str, css: str = "") -> str:
-    encoded = base64.b64encode(data).decode("ascii")
-    style = f' class="{css}"' if css else ""
-    return f'<img{style} alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _figure(width: float, height: float) -> Any:
@@ -99,66 +113,34 @@ def _grouped_targets(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def _leaderboard_section(board: pd.DataFrame, reference: str) -> str:
     title, headers, rows, bold = board_cells(board)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = []
     at = {headers.index("verdict"), headers.index("Holm")}
-    for cells, strong in zip(rows, bold, strict=True):
-        tds = []
-        for position, cell in enumerate(cells):
-            colour = VERDICT_COLOURS.get(cell) if position in at else None
-            style = f' style="color:{colour}"' if colour else ""
-            tds.append(f"<td{style}>{html.escape(cell)}</td>")
-        body.append(f'<tr class="{"best" if strong else ""}">{"".join(tds)}</tr>')
-    caption = html.escape(title).replace("\n", "<br>")
-    return f"""
-<h2 id="leaderboard-title">Leaderboard</h2>
-<p>Mean ± sample std over seeds and the 95 % bootstrap CI of the mean (BCa). Δ is the
-paired difference to <b>{html.escape(reference)}</b> over the seeds both ran (the seed fixes
-the shots), with the paired t-test's own 95 % CI and two-sided p (an exact sign-flip test
-cannot reject below 6 seeds): <i>verdict</i> is that one comparison at α = 0.05, and its
-interval excludes 0 exactly when it says better or worse. <i>Holm</i> is the family-wise
-verdict over all of the target's comparisons with the reference (Holm's step-down at
-α = 0.05; <code>delta_p_holm</code>, <code>delta_fw_ci_low/high</code> in
-<code>leaderboard.csv</code>): it is what claims rest on. Bold rows are better than every
-other method of their target, Holm over those comparisons; none when the top methods
-tie. Targets whose FID is not valid (fewer reference images than feature
-dimensions) are compared by KID. Rows marked (stale) come from records of older plugin,
-trainer or protocol versions: compared only among themselves, never ranked.</p>
-<div class=wide><table id="leaderboard"><caption>{caption}</caption>
-<thead><tr>{head}</tr></thead><tbody>
-{"".join(body)}
-</tbody></table></div>"""
+    coloured = [
+        {
+            "best": strong,
+            "cells": [
+                (cell, VERDICT_COLOURS.get(cell) if position in at else None)
+                for position, cell in enumerate(cells)
+            ],
+        }
+        for cells, strong in zip(rows, bold, strict=True)
+    ]
+    return _html().leaderboard(reference, title.split("\n"), headers, coloured)
 
 
 def _ranks_section(ranks: pd.DataFrame) -> str:
     if ranks.empty:
-        return (
-            "<h2>Mean rank</h2><p class=note>No target to rank: ranks use current (not stale) "
-            "records of a real metric on targets with two methods or more.</p>"
-        )
+        return _html().ranks([], [])
     headers, cells = rank_rows(ranks)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells
-    )
-    return f"""
-<h2>Mean rank over targets</h2>
-<p>Rank 1 is best, per target by the ranked measure; the CI resamples the seeds of each
-target (bootstrap), keeping methods paired. Each selection (defaults, tuned) is ranked on
-its own.</p>
-<table id="ranks"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"""
+    return _html().ranks(headers, cells)
 
 
 def _forest_section(groups: list[tuple[str, pd.DataFrame]], reference: str) -> str:
-    parts = ["<h2>Paired difference to the reference</h2>"]
+    parts: list[tuple[str, str | None]] = []  # (title, figure or None: no shared seeds)
     for title, rows in groups:
         prefix, label = _metric(rows)
         compared = rows[rows[f"delta_{prefix}_mean"].notna()]
         if compared.empty:
-            parts.append(
-                f"<h3>{html.escape(title)}</h3><p class=note>No method shares seeds "
-                f"with {html.escape(reference)} here.</p>"
-            )
+            parts.append((title, None))
             continue
         compared = compared.sort_values(f"delta_{prefix}_mean")
         figure = _figure(6.5, 0.35 * len(compared) + 1.2)
@@ -183,8 +165,8 @@ def _forest_section(groups: list[tuple[str, pd.DataFrame]], reference: str) -> s
         )
         axis.set_xlabel(f"Δ {label} vs {reference} (mean, 95% paired-t CI; < 0 is better)")
         axis.set_title(title, fontsize=9)
-        parts.append(f"<h3>{html.escape(title)}</h3>{_png(figure)}")
-    return "\n".join(parts)
+        parts.append((title, _png(figure)))
+    return _html().forest(parts, reference)
 
 
 def _scatter_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
@@ -195,7 +177,7 @@ def _scatter_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
         ),
         ("mem_closer_to_train_mean", "memorisation (fraction of samples nearer a shot)"),
     ]
-    parts = ["<h2>Quality vs diversity and memorisation</h2>"]
+    parts = []
     for title, rows in groups:
         prefix, label = _metric(rows)
         available = [(c, name) for c, name in panels if c in rows and rows[c].notna().any()]
@@ -217,9 +199,11 @@ def _scatter_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
             axis.set_ylabel(f"{label} (lower is better)")
         figure.suptitle(title, fontsize=9)
         parts.append(_png(figure))
-    if len(parts) == 1:
-        parts.append("<p class=note>The records hold no diversity or memorisation metrics.</p>")
-    return "\n".join(parts)
+    return _html().figures(
+        "Quality vs diversity and memorisation",
+        parts,
+        "The records hold no diversity or memorisation metrics.",
+    )
 
 
 def _read_log(path: Path) -> pd.DataFrame | None:
@@ -235,7 +219,8 @@ def _curves_section(
     records: dict[str, dict],
     results: Path,
 ) -> tuple[str, list[str]]:
-    parts, notes = ["<h2>Training</h2>"], []
+    parts: list[str] = []
+    notes: list[str] = []
     any_log = any_curve = False
     for title, rows in groups:
         logs: dict[str, pd.DataFrame] = {}
@@ -288,10 +273,7 @@ def _curves_section(
             parts.append(_png(figure))
     if not any_log:
         notes.append("no train_log.csv in these runs: no training curves")
-        parts.append("<p class=note>No <code>train_log.csv</code> in these runs.</p>")
-    if not any_curve:
-        parts.append("<p class=note>No FID curve recorded (run with <code>--curve N</code>).</p>")
-    return "\n".join(parts), notes
+    return _html().training(parts, any_log, any_curve), notes
 
 
 def _shots_section(board: pd.DataFrame) -> str:
@@ -321,9 +303,7 @@ def _shots_section(board: pd.DataFrame) -> str:
         axis.legend(fontsize=6)
         axis.set_title(" · ".join(map(str, key)), fontsize=9)
         parts.append(_png(figure))
-    if not parts:
-        return ""
-    return "<h2>Quality vs number of shots</h2>" + "\n".join(parts)
+    return _html().shots(parts)
 
 
 def _grid_png(images: Any, columns: int = 5) -> bytes:
@@ -371,7 +351,8 @@ def _samples_section(
     results: Path,
     dataset_cache: dict[str, Any],
 ) -> tuple[str, list[str]]:
-    parts, notes = ["<h2>Training shots and samples</h2>"], []
+    parts: list[tuple[str, list[tuple[str, str, str]]]] = []  # title, (grid, alt, caption)
+    notes: list[str] = []
     for title, rows in groups:
         seed, chosen = _first_shared_seed(rows, runs)
         if not chosen:
@@ -381,8 +362,11 @@ def _samples_section(
         try:
             shots = _shots_of(first, dataset_cache)
             cells.append(
-                f"<figure>{_img(_grid_png(shots), 'training shots', 'grid')}"
-                f"<figcaption>the {len(shots)} shots (seed {seed})</figcaption></figure>"
+                (
+                    _base64(_grid_png(shots)),
+                    "training shots",
+                    f"the {len(shots)} shots (seed {seed})",
+                )
             )
         except Exception as error:  # noqa: BLE001 - a missing plugin or data: say so, go on
             notes.append(f"{title}: training shots not shown ({type(error).__name__}: {error})")
@@ -396,14 +380,11 @@ def _samples_section(
             if grid is None:
                 missing.append(str(method))
                 continue
-            cells.append(
-                f"<figure>{_img(grid.read_bytes(), f'samples of {method}', 'grid')}"
-                f"<figcaption>{html.escape(str(method))}</figcaption></figure>"
-            )
+            cells.append((_base64(grid.read_bytes()), f"samples of {method}", str(method)))
         if missing:
             notes.append(f"{title}: no samples.png for {', '.join(missing)} (not kept)")
-        parts.append(f"<h3>{html.escape(title)}</h3><div class=row>{''.join(cells)}</div>")
-    return "\n".join(parts), notes
+        parts.append((title, cells))
+    return _html().samples(parts), notes
 
 
 def _exported_grid(results: Path, row: pd.Series) -> Path | None:
@@ -428,12 +409,7 @@ def _memorised_section(
     """For every method of a target (first shared seed), the samples nearest to a training
     shot in the extractor's feature space (cosine distance, as ``mem_*`` metrics use),
     drawn anew from the kept generator."""
-    parts = [
-        "<h2>Most memorised samples</h2>",
-        f"<p>{MEMORISED_SAMPLES} new samples per method from the kept generator (first shared "
-        "seed); the ones nearest to a training shot in the extractor's feature space (cosine "
-        "distance, as the <code>mem_*</code> metrics), each above its nearest shot.</p>",
-    ]
+    parts: list[tuple[str, list[tuple[str, str, str]]]] = []  # title, (grid, method, distances)
     notes: list[str] = []
     shown = 0
     for title, rows in groups:
@@ -451,19 +427,16 @@ def _memorised_section(
                 notes.append(f"{title} · {method}: memorised samples not shown ({error})")
         if figures:
             shown += 1
-            parts.append(f"<h3>{html.escape(title)}</h3><div class=row>{''.join(figures)}</div>")
+            parts.append((title, figures))
     if not shown:
         notes.append("no kept generator weights: most memorised samples not shown")
-        parts.append(
-            "<p class=note>No run kept its generator weights "
-            "(<code>generator.safetensors</code>), so no samples could be drawn.</p>"
-        )
-    return "\n".join(parts), notes
+    return _html().memorised(parts, MEMORISED_SAMPLES, shown), notes
 
 
 def _memorised_pairs(
     results: Path, record: dict[str, Any], method: str, dataset_cache: dict[str, Any]
-) -> str:
+) -> tuple[str, str, str]:
+    """(grid of the nearest samples above their shots as base64 PNG, method, distances)."""
     import torch
 
     from gtbench.measure.evaluation import (
@@ -489,12 +462,8 @@ def _memorised_pairs(
     distance, index = nearest(fake, real)
     top = torch.argsort(distance)[:MEMORISED_SHOWN]
     pairs = torch.cat([samples[top], shots[index[top]]])
-    caption = (
-        f"{html.escape(method)}: top row samples, bottom row nearest shots; "
-        f"distance {', '.join(f'{float(distance[i]):.3f}' for i in top)}"
-    )
-    image = _img(_grid_png(pairs, columns=len(top)), f"memorised samples of {method}", "grid")
-    return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
+    distances = ", ".join(f"{float(distance[i]):.3f}" for i in top)
+    return _base64(_grid_png(pairs, columns=len(top))), method, distances
 
 
 # --------------------------------------------------------------------------- page
@@ -521,6 +490,8 @@ def write_report(
     beside: Sequence[str | Path] = (),
 ) -> tuple[Path, list[str]]:
     """Build the report of ``results``; returns its path and notes on what was left out."""
+    from markupsafe import Markup
+
     from gtbench.errors import UsageError
 
     results = Path(results)
@@ -555,18 +526,16 @@ def write_report(
         text, found = _memorised_section(groups, runs, records, results, dataset_cache)
         sections.append(text)
         notes += found
-    note_list = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>gtbench report</title>
-<style>{_STYLE}</style></head><body>
-<h1>gtbench report</h1>
-<p>{len(runs)} runs ({int((runs["status"] == "ok").sum())} ok), {len(board)} leaderboard
-rows, {len(groups)} targets, reference method <b>{html.escape(reference)}</b>.
-Lower FID/KID is better.</p>
-{"".join(sections)}
-{"<h2>Left out</h2><ul id=notes>" + note_list + "</ul>" if notes else ""}
-</body></html>
-"""
+    page = _html().page(
+        Markup(_STYLE),
+        len(runs),
+        int((runs["status"] == "ok").sum()),
+        len(board),
+        len(groups),
+        reference,
+        sections,
+        notes,
+    )
     path = Path(out) if out is not None else results / REPORT_HTML
-    atomic_write_text(path, page)
+    atomic_write_text(path, str(page))
     return path, notes

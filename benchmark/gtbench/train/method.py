@@ -10,7 +10,7 @@ when the phase updates G, one generator update::
         method.on_phase_start(ctx, phase)          # optimisers (re)built after this
         for each step:
             D update: sample_latent, augment, discriminator_logits, observe,
-                      discriminator_loss, [R1 on the un-augmented reals],
+                      discriminator_loss, [R1 through augment, w.r.t. the reals],
                       backward, before_optimizer_step, step, after_step
             G update: sample_latent, augment, discriminator_logits, generator_loss,
                       backward, before_optimizer_step, step, EMA, after_step
@@ -117,8 +117,9 @@ class Method(Plugin, ABC):
 
     # ------------------------------------------------------------------ per step
     def augment(self, ctx: TrainContext, images: torch.Tensor) -> torch.Tensor:
-        """Augment images at D's input (applied to real and fake alike, in both updates;
-        R1 is taken on the un-augmented reals). Default: none."""
+        """Augment images at D's input (applied to real and fake alike, in both updates,
+        and in R1's own D pass, whose gradient is taken with respect to the reals before
+        augmentation, as ADA's and DiffAugment's code). Default: none."""
         return images
 
     def sample_latent(self, ctx: TrainContext, n: int) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The one GAN fine-tuning loop every method shares.
 
-Non-saturating logistic loss, lazy R1 penalty on the un-augmented reals (its own D pass,
-as the originals' lazy regularisation), Adam, an exponential moving average of the
+Non-saturating logistic loss, lazy R1 penalty with respect to the reals (its own D pass,
+as the originals' lazy regularisation; through the method's augmentation, as ADA's and
+DiffAugment's code), Adam, an exponential moving average of the
 generator (what gets evaluated; StyleGAN2-ADA's ramp-up only when training from scratch)
 and horizontal flips of the shots. Methods change it only through the hooks and phases
 of :class:`gtbench.train.method.Method`; the D-only warm-up and every method phase run inside
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from gtbench.train.method import Method
 
 # Part of every run_id: bump whenever a change to the trainer can change a number.
-TRAINER_VERSION = "2"
+TRAINER_VERSION = "3"
 
 WARMUP = "warmup"
 
@@ -80,6 +81,8 @@ class TrainStep:
     d_real: torch.Tensor | None = None
     d_real_features: list[torch.Tensor] = field(default_factory=list)
     stage: str = "main"
+    # ‖∇ extra‖ / ‖∇ adversarial‖ of this update when the trainer measured it (0-d tensor)
+    reg_grad_ratio: torch.Tensor | None = None
 
 
 @dataclass
@@ -439,7 +442,8 @@ def train(ctx: TrainContext, method: Method) -> None:
     phases = resolve_phases(ctx, method)
     planned_g = sum(p.steps or 0 for p in phases if p.trains_generator)
     planned_d = sum(p.steps or 0 for p in phases)
-    # regulariser strength is measured over the last 10 % of each network's updates
+    # regulariser strength: the record's value over the last 10 % of each network's
+    # updates; the train log's on the first update of every row and those
     measure_g_from = planned_g - max(1, math.ceil(0.1 * planned_g))
     measure_d_from = planned_d - max(1, math.ceil(0.1 * planned_d))
     ctx.g_ema = _frozen(ctx.generator)
@@ -489,10 +493,14 @@ def train(ctx: TrainContext, method: Method) -> None:
                 ctx.d_optimizer.zero_grad(set_to_none=True)
             d_moved = g_moved = False
             if d_params:
-                measure = ctx.d_steps >= measure_d_from
-                ratio = _backward(loss_d, extra_d, d_params, measure)
+                first_of_row = index % config.check_every == 0
+                recorded = ctx.d_steps >= measure_d_from
+                ratio = _backward(loss_d, extra_d, d_params, recorded or first_of_row)
                 if ratio is not None:
-                    ratios["reg_grad_ratio_d"].append(ratio)
+                    step.reg_grad_ratio = ratio
+                    window.add("reg_grad_ratio_d", ratio)
+                    if recorded:
+                        ratios["reg_grad_ratio_d"].append(ratio)
                 if config.r1_gamma > 0 and index % config.r1_every == 0:
                     r1 = _r1_penalty(ctx, method, real)
                     (r1 * (config.r1_gamma / 2 * config.r1_every)).backward(inputs=d_params)
@@ -527,10 +535,14 @@ def train(ctx: TrainContext, method: Method) -> None:
                 if ctx.g_optimizer is not None:
                     ctx.g_optimizer.zero_grad(set_to_none=True)
                 if g_params:
-                    measure = ctx.g_steps >= measure_g_from
-                    ratio = _backward(loss_g, extra_g, g_params, measure)
+                    recorded = ctx.g_steps >= measure_g_from
+                    first_of_row = index % config.check_every == 0
+                    ratio = _backward(loss_g, extra_g, g_params, recorded or first_of_row)
                     if ratio is not None:
-                        ratios["reg_grad_ratio"].append(ratio)
+                        step.reg_grad_ratio = ratio
+                        window.add("reg_grad_ratio", ratio)
+                        if recorded:
+                            ratios["reg_grad_ratio"].append(ratio)
                     method.before_optimizer_step(ctx, step)
                     g_moved = _moves(ctx.g_optimizer)
                     if ctx.g_optimizer is not None:
@@ -567,10 +579,12 @@ def train(ctx: TrainContext, method: Method) -> None:
 
 
 def _r1_penalty(ctx: TrainContext, method: Method, real: torch.Tensor) -> torch.Tensor:
-    """‖∇_x D(x)‖² on the un-augmented reals, through a D pass of its own."""
+    """‖∇_x D(augment(x))‖² with respect to the reals x before the method's augmentation,
+    through a D pass of its own (a fresh augmentation draw), as StyleGAN2-ADA's and
+    DiffAugment's lazy R1 (``run_D`` augments inside the gradient)."""
     assert ctx.discriminator is not None
     real = real.detach().requires_grad_(True)
-    output, features = ctx.discriminator.forward_features(real)
+    output, features = ctx.discriminator.forward_features(method.augment(ctx, real))
     logits = _logits(method.discriminator_logits(ctx, output, features))
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     return grad.square().flatten(1).sum(1).mean()

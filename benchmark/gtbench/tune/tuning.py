@@ -359,14 +359,9 @@ def plan_trials(suite: Suite, settings: TuneSettings) -> TuningPlan:
 
 
 def _fid_valid(record: dict[str, Any]) -> bool:
-    metrics = record.get("metrics", {})
-    if "fid_valid" in metrics:
-        return bool(metrics["fid_valid"])
-    evaluation = record.get("eval", {})
-    if "fid_valid" in evaluation:
-        return bool(evaluation["fid_valid"])
-    n, dim = evaluation.get("n_reference"), evaluation.get("feature_dim")
-    return not (isinstance(n, int) and isinstance(dim, int) and n <= dim)
+    from gtbench.results.leaderboard import fid_valid
+
+    return fid_valid(record)
 
 
 @dataclass

@@ -114,7 +114,7 @@ class ADA(Method):
         "Networks with Limited Data, NeurIPS 2020"
     )
     code = "github.com/NVlabs/stylegan2-ada-pytorch (train.py, training/training_loop.py)"
-    version = "2"
+    version = "3"
     parameters: ClassVar = {
         "target": Parameter(
             0.6, "target value of r_t = E[sign(D(real))] (ADA: 0.6)", search=Uniform(0.4, 0.8)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gtbench.api import Generator, IntUniform, Method, Parameter
+from gtbench.api import Generator, IntUniform, Method, Parameter, Phase
 from gtbench_plugins.methods.freeze_d import freeze_blocks
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class AdaFM(Method):
         "Data, ICML 2020"
     )
     code = "github.com/MiaoyunZhao/GANTransferLimitedData (AdaFM in gan_training/models)"
-    version = "2"
+    version = "2"  # frozen_iters added at a default (0) that changes no number
     requires_discriminator = True
     parameters: ClassVar = {
         "full_blocks": Parameter(
@@ -98,6 +98,12 @@ class AdaFM(Method):
             "D blocks frozen from the image side, FreezeD-style (negative: all but the "
             "last |k|; default -1: only D's last block trains, as the authors' few-shot "
             "script trains only D's last stage and head)",
+        ),
+        "frozen_iters": Parameter(
+            0,
+            "first method steps with gamma, beta frozen (only the fully trained first "
+            "blocks and D's last block move), then gamma, beta train; the authors' 10000 "
+            "(their script unfreezes small_adafm_ at it == 10000); 0: from step 0",
         ),
     }
 
@@ -131,7 +137,26 @@ class AdaFM(Method):
         if ctx.discriminator is not None and self.params["d_layers"]:
             freeze_blocks(ctx.discriminator, self.params["d_layers"])
 
+    def frozen_steps(self, ctx: TrainContext) -> int:
+        """Steps of the ``frozen`` phase: ``frozen_iters``, at most the method's budget."""
+        return max(0, min(int(self.params["frozen_iters"]), ctx.method_steps))
+
+    def phases(self, ctx: TrainContext) -> list[Phase]:
+        """``frozen`` (γ, β frozen: the authors' start) for ``frozen_iters`` steps, then
+        ``main`` (γ, β train); only ``main`` at the default 0."""
+        frozen = self.frozen_steps(ctx)
+        return [Phase("frozen", frozen), Phase("main")] if frozen > 0 else [Phase("main")]
+
+    def on_phase_start(self, ctx: TrainContext, phase: Phase) -> None:
+        train = phase.name != "frozen"
+        for _, block in self._modulated_blocks(ctx.generator):
+            for parameter in modulation_parameters(block):
+                parameter.requires_grad_(train)
+
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
         generator = ctx.generator
         trainable = sum(p.numel() for p in generator.parameters() if p.requires_grad)
-        return {"adafm_trainable_g_params": float(trainable)}
+        return {
+            "adafm_trainable_g_params": float(trainable),
+            "adafm_frozen_steps": float(self.frozen_steps(ctx)),
+        }

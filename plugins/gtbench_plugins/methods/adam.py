@@ -14,10 +14,16 @@ phases of the shared trainer inside one counted budget:
    percentile (pooled over all conv kernels, and separately over all linear ones) keep W
    frozen and adapt only through a fresh modulation; the other filters are fine-tuned.
 
-u and v have a learning rate of their own (``param_groups``): starting at 1e-7, they
-must grow before F(u), F(v) or the modulation mean anything, which the authors' Adam
-(lr 0.0016 over 500 + 1500 iterations) allows and the trainer's lr over a few hundred
-steps does not. ``uv_lr = 0`` calibrates it per phase to the same maximum travel.
+u and v train at the authors' learning rate (0.002 × 4/5 = 0.0016, their ``g_reg_ratio``
+scaling) in a parameter group of their own; ``uv_lr = 0`` instead calibrates it per phase
+so that u, v can travel as far as over the authors' 500 + 1500 iterations.
+
+What adapts, as the authors' ``AdAM_main_adaptation.py`` (StyleGAN2's ``convs`` only):
+the synthesis kernels after the first block (the first 4×4 conv and every to-RGB layer
+stay frozen and unmodulated: ``freeze_first``, ``freeze_to_rgb``), the style-modulation
+layers of those convs (weight and bias) and, on BatchNorm generators, the normalisation
+scale and shift (the per-channel affine that plays the style modulation's part);
+activation biases and noise strengths stay frozen (the authors zero their gradients).
 
 Facts from yunqing-me/AdAM (``_style_gan/AdAM_importance_probing.py``,
 ``AdAM_main_adaptation.py``, ``_bash_importance_probing.sh``): probing
@@ -25,8 +31,9 @@ Facts from yunqing-me/AdAM (``_style_gan/AdAM_importance_probing.py``,
 Fisher samples); G trains only ``u_vector``/``v_vector``/``b_vector``, D its ``final``
 layers (and its modulations); ``--fisher_quantile 50`` (Babies; 75 for AFHQ-Cat);
 importance of a conv filter = mean(F_u) + F_v per filter; the mapping network, to-RGB
-layers, activation biases and noise strengths stay frozen; ``--iter 1500``,
-``--batch 4``, ``--lr 0.002``.
+layers, the first 4×4 conv (``conv1``, outside ``convs``), activation biases and noise
+strengths stay frozen; ``--iter 1500``, ``--batch 4``, ``--lr 0.002`` (× 4/5 for all of G,
+u and v included).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
     from gtbench.api import TrainContext, TrainStep
 
 INIT_SCALE = 1e-7  # u_vector / v_vector init in the authors' KML modules
+NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
 class KernelModulation(nn.Module):
@@ -142,7 +150,7 @@ class AdAM(Method):
         "Adaptation-Aware Kernel Modulation, NeurIPS 2022"
     )
     code = "github.com/yunqing-me/AdAM (AdAM_importance_probing.py, AdAM_main_adaptation.py)"
-    version = "2"
+    version = "3"
     # Probing needs *a* D; with a fresh one (G-only sources) the trainer's warm-up has
     # trained it before probing, and D's last block trains during the probe.
     requires_discriminator = False
@@ -164,33 +172,55 @@ class AdAM(Method):
             1000, "single-image Fisher samples (--num_batch_fisher 250 x batch 4)"
         ),
         "uv_lr": Parameter(
-            0.0,
-            "learning rate of u, v; 0 = calibrated per phase so that u, v can travel as far "
-            "as under the authors' schedule: 0.0016 × (500 probe | 1500 adaptation "
-            "iterations) / this phase's steps, at most 0.05",
+            AUTHORS_UV_LR,
+            "learning rate of u, v (the authors' 0.002 x 4/5); 0 = calibrated per phase so "
+            "that u, v can travel as far as under the authors' schedule: 0.0016 x (500 "
+            "probe | 1500 adaptation iterations) / this phase's steps, at most 0.05",
         ),
         "skip_blocks": Parameter(
             "mapping",
             "comma-separated G blocks left frozen and unmodulated (AdAM keeps "
             "StyleGAN2's mapping network frozen); names absent from G are ignored",
         ),
+        "freeze_first": Parameter(
+            True,
+            "the first G block outside skip_blocks (StyleGAN2's 4x4 conv, a DCGAN's input "
+            "block) stays frozen and unmodulated, as the authors' conv1",
+        ),
+        "freeze_to_rgb": Parameter(
+            True,
+            "modules named to_rgb stay frozen and unmodulated, as the authors' to-RGB layers",
+        ),
     }
 
     # ------------------------------------------------------------------ structure
+    def adapted_modules(self, generator: Generator) -> list[tuple[str, nn.Module]]:
+        """(path, module) of every module AdAM adapts: inside G's blocks outside
+        ``skip_blocks``, minus the first of them (``freeze_first``) and minus modules on a
+        ``to_rgb`` path (``freeze_to_rgb``)."""
+        skip = {s.strip() for s in str(self.params["skip_blocks"]).split(",") if s.strip()}
+        blocks = [(name, block) for name, block in generator.named_blocks() if name not in skip]
+        if self.params["freeze_first"]:
+            blocks = blocks[1:]
+        found = []
+        for block_name, block in blocks:
+            for path, module in block.named_modules():
+                full = ".".join(p for p in (block_name, path) if p)
+                if self.params["freeze_to_rgb"] and "to_rgb" in full:
+                    continue
+                found.append((full, module))
+        return found
+
     def prepare_generator(self, generator: Generator) -> Generator:
-        """Attach a (zero, unimportant) modulation to every kernel: ≥2-D parameters whose
-        name contains "weight", outside ``skip_blocks``. Idempotent."""
+        """Attach a (zero, unimportant) modulation to every adapted kernel: ≥2-D parameters
+        whose name contains "weight" (:meth:`adapted_modules`). Idempotent."""
         if modulations(generator):
             return generator
-        skip = {s.strip() for s in str(self.params["skip_blocks"]).split(",") if s.strip()}
         targets = []
-        for block_name, block in generator.named_blocks():
-            if block_name in skip:
-                continue
-            for module in block.modules():
-                for tensor_name, tensor in module.named_parameters(recurse=False):
-                    if tensor.ndim >= 2 and "weight" in tensor_name:
-                        targets.append((module, tensor_name, tensor))
+        for _, module in self.adapted_modules(generator):
+            for tensor_name, tensor in module.named_parameters(recurse=False):
+                if tensor.ndim >= 2 and "weight" in tensor_name:
+                    targets.append((module, tensor_name, tensor))
         for module, tensor_name, tensor in targets:
             modulation = KernelModulation(tensor.shape, output_axis(module, tensor))
             parametrize.register_parametrization(module, tensor_name, modulation.to(tensor.device))
@@ -271,18 +301,36 @@ class AdAM(Method):
         if "adam_importance" not in ctx.state:  # no probing steps: score the source as is
             self._start_probe(ctx, mods)
             self._score_and_restore(ctx, mods)
-        # adaptation: kernels (fine-tuned rows) and modulations train; biases, noise
-        # strengths, normalisation and skipped blocks stay frozen, as in AdAM
         for parameter in ctx.generator.parameters():
             parameter.requires_grad_(False)
-        for _, module, tensor_name, mod in mods:
-            original(module, tensor_name).requires_grad_(True)
-            mod.u.requires_grad_(True)
-            mod.v.requires_grad_(True)
+        for parameter in self.adapted_parameters(ctx.generator):
+            parameter.requires_grad_(True)
         ctx.state["adam_uv_start"] = {
             f"{path}.{t}": (mod.u.detach().clone(), mod.v.detach().clone())
             for path, _, t, mod in mods
         }
+
+    def adapted_parameters(self, generator: Generator) -> list[nn.Parameter]:
+        """What trains in the adaptation, as the authors' ``convs``: the adapted kernels
+        (their important rows are detached inside the modulation) with u, v; the biases of
+        modulated linear layers (StyleGAN2's style modulation); the scale and shift of
+        normalisation layers in the adapted blocks. Conv and activation biases, noise
+        strengths, the first block, to-RGB layers and skipped blocks stay frozen."""
+        found: list[nn.Parameter] = []
+        for _, module in self.adapted_modules(generator):
+            if isinstance(module, NORMS):
+                found += [p for p in module.parameters(recurse=False)]
+                continue
+            if not parametrize.is_parametrized(module):
+                continue
+            for plist in module.parametrizations.values():
+                for item in plist:
+                    if isinstance(item, KernelModulation):
+                        found += [plist.original, item.u, item.v]
+                        bias = module._parameters.get("bias")
+                        if plist.original.ndim == 2 and bias is not None:
+                            found.append(bias)
+        return found
 
     def on_phase_end(self, ctx: TrainContext, phase: Phase) -> None:
         mods = modulations(ctx.generator)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,8 @@ HEAD_NAME = "cdc_patch_head"
 KL_WEIGHT = 40.0
 # Receptive field of the authors' patch head over the image side: 66 px of 256.
 PATCH_FRACTION = 66 / 256
+# The authors' optimiser of the patch head (``e_optim``): --lr 0.002 × d_reg_ratio 16/17.
+AUTHORS_HEAD_LR = 0.002 * 16 / 17
 
 
 @contextlib.contextmanager
@@ -195,6 +197,114 @@ def choose_patch_block(
     return min(fields, key=lambda i: (abs(fields[i] / side - fraction), fields[i]))
 
 
+PATCH_PARAMETERS: dict[str, Parameter] = {
+    "anchor_every": Parameter(
+        4,
+        "image-level (anchor) iteration every k steps, patch-level otherwise "
+        "(--subspace_freq 4); 1 = image-level always",
+    ),
+    "anchor_std": Parameter(0.1, "noise around the anchor latents (--subspace_std 0.1)"),
+    "head_lr": Parameter(
+        AUTHORS_HEAD_LR,
+        "learning rate of the fresh patch head (the authors' e_optim: 0.002 x 16/17); "
+        "0 = D's learning rate",
+    ),
+    "patch_block": Parameter(
+        "",
+        "D block whose feature the patch head reads; empty: the block whose 3x3 head "
+        "sees the fraction of the image side closest to the authors' (66 px of 256)",
+    ),
+}
+
+
+class PatchAdversarial:
+    """CDC's anchor / patch adversarial scheme (its ``Patch_Discriminator`` + ``Extra``),
+    shared by CDC and by DCL, whose official ``model.py`` ships the same ``PatchGAN``.
+
+    ``len(shots)`` anchor latents are drawn once; every ``anchor_every``-th step both
+    updates use anchors + N(0, ``anchor_std``²) noise and the image-level loss; the other
+    steps sample the prior and the loss reads a 3×3 patch head on an intermediate D
+    feature. The head is a D submodule (``HEAD_NAME``) trained by the trainer's D
+    optimiser in a parameter group of its own at ``head_lr``. ``prefix`` names the
+    method's state keys and logged columns."""
+
+    def __init__(self, params: dict, prefix: str) -> None:
+        self.params = params
+        self.prefix = prefix
+
+    def setup(self, ctx: TrainContext) -> None:
+        assert ctx.discriminator is not None
+        ctx.state[f"{self.prefix}_anchors"] = ctx.generator.sample_latent(
+            len(ctx.real), generator=ctx.rng, device=ctx.device
+        )
+        discriminator = ctx.discriminator
+        index = choose_patch_block(
+            discriminator, ctx.real, str(self.params["patch_block"]), PATCH_FRACTION
+        )
+        channels = _probe_features(discriminator, ctx.real[:1])[index].shape[1]
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.rng))
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)  # CPU only, restored after
+            head = PatchHead(channels)
+        # a D submodule, so the trainer's D optimiser (built after setup) trains it;
+        # D's forward_features never calls it
+        discriminator.add_module(HEAD_NAME, head.to(ctx.device))
+        ctx.state[f"{self.prefix}_patch_index"] = index
+
+    def anchor_step(self, ctx: TrainContext) -> bool:
+        every = int(self.params["anchor_every"])
+        return every <= 1 or ctx.step % every == 0
+
+    def sample_latent(self, ctx: TrainContext, n: int) -> torch.Tensor | None:
+        """Anchor latents + noise on image-level steps; None: the prior."""
+        if not self.anchor_step(ctx):
+            return None
+        anchors = ctx.state[f"{self.prefix}_anchors"]
+        pick = torch.randint(len(anchors), (n,), generator=ctx.rng).to(anchors.device)
+        noise = torch.randn(anchors[pick].shape, generator=ctx.rng).to(anchors.device)
+        return anchors[pick] + float(self.params["anchor_std"]) * noise
+
+    def patch_logits(self, ctx: TrainContext, features: list[torch.Tensor]) -> torch.Tensor | None:
+        """N × patches logits of the head on patch-level steps; None: image-level."""
+        if self.anchor_step(ctx):
+            return None
+        head = getattr(ctx.discriminator, HEAD_NAME)
+        return head(features[ctx.state[f"{self.prefix}_patch_index"]]).flatten(1)
+
+    def param_groups(
+        self, ctx: TrainContext, default: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """D's groups: the head at ``head_lr`` (the authors train it with an optimiser of
+        its own at their lr), the rest of D at ``lr_d``."""
+        head_lr = float(self.params["head_lr"])
+        if head_lr <= 0 or ctx.discriminator is None:
+            return default
+        head = list(getattr(ctx.discriminator, HEAD_NAME).parameters())
+        ids = {id(p) for p in head}
+        rest = [p for p in ctx.discriminator.parameters() if id(p) not in ids]
+        return [{"params": rest}, {"params": head, "lr": head_lr}]
+
+    def record_ratio(self, ctx: TrainContext, step: TrainStep) -> None:
+        """The trainer's ‖∇ extra‖ / ‖∇ adversarial‖ of a measured G update, split by
+        kind: image-level (anchor) and patch-level steps differ by an order of magnitude."""
+        if step.phase != "g" or step.reg_grad_ratio is None:
+            return
+        kind = "image" if self.anchor_step(ctx) else "patch"
+        ctx.log(f"{self.prefix}_ratio_{kind}", step.reg_grad_ratio)
+        values = ctx.state.setdefault(f"{self.prefix}_ratios_{kind}", [])
+        values.append(step.reg_grad_ratio.detach())
+
+    def metrics(self, ctx: TrainContext) -> dict[str, float]:
+        """Mean ratio per kind over the measured updates (the first of every log row and
+        the last 10 %)."""
+        out = {}
+        for kind in ("image", "patch"):
+            values = ctx.state.get(f"{self.prefix}_ratios_{kind}")
+            if values:
+                out[f"{self.prefix}_reg_grad_ratio_{kind}"] = float(torch.stack(values).mean())
+        return out
+
+
 class CDC(Method):
     """Cross-domain distance consistency on G, anchor/patch adversarial losses on D."""
 
@@ -204,7 +314,7 @@ class CDC(Method):
         "Cross-domain Correspondence, CVPR 2021"
     )
     code = "github.com/utkarshojha/few-shot-gan-adaptation (train.py)"
-    version = "2"
+    version = "3"
     # The KL regulariser lives on G; the patch head is new in every case, so a freshly
     # initialised D (G-only sources) still runs, as plain CDC without D's prior.
     requires_discriminator = False
@@ -216,63 +326,36 @@ class CDC(Method):
             search=LogUniform(KL_WEIGHT / 10, KL_WEIGHT * 10),
         ),
         "kl_batch": Parameter(4, "latents per KL term (--feat_const_batch 4)"),
-        "anchor_every": Parameter(
-            4,
-            "image-level (anchor) iteration every k steps, patch-level otherwise "
-            "(--subspace_freq 4); 1 = image-level always",
-        ),
-        "anchor_std": Parameter(0.1, "noise around the anchor latents (--subspace_std 0.1)"),
-        "patch_block": Parameter(
-            "",
-            "D block whose feature the patch head reads; empty: the block whose 3x3 head "
-            "sees the fraction of the image side closest to the authors' (66 px of 256)",
-        ),
+        **PATCH_PARAMETERS,
     }
 
     # ------------------------------------------------------------------ setup
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        self.patch = PatchAdversarial(self.params, "cdc")
+
     def setup(self, ctx: TrainContext) -> None:
         if ctx.discriminator is None:
             raise ValueError("cdc needs a discriminator (pretrained or fresh)")
-        n_anchor = len(ctx.real)
-        ctx.state["cdc_anchors"] = ctx.generator.sample_latent(
-            n_anchor, generator=ctx.rng, device=ctx.device
-        )
-        self._attach_head(ctx, ctx.discriminator)
+        self.patch.setup(ctx)
 
-    def _attach_head(self, ctx: TrainContext, discriminator: Discriminator) -> None:
-        """Register the patch head as a D submodule so the trainer's D optimiser (built
-        after setup) trains it with D; D's forward_features never calls it."""
-        index = choose_patch_block(
-            discriminator, ctx.real, str(self.params["patch_block"]), PATCH_FRACTION
-        )
-        channels = _probe_features(discriminator, ctx.real[:1])[index].shape[1]
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.rng))
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(seed)  # CPU only, restored after
-            head = PatchHead(channels)
-        discriminator.add_module(HEAD_NAME, head.to(ctx.device))
-        ctx.state["cdc_patch_index"] = index
+    def param_groups(self, ctx: TrainContext, network: str) -> list[dict[str, Any]]:
+        default = super().param_groups(ctx, network)
+        return self.patch.param_groups(ctx, default) if network == "d" else default
 
     # ------------------------------------------------------------------ latents / D
     def _anchor_step(self, ctx: TrainContext) -> bool:
-        every = int(self.params["anchor_every"])
-        return every <= 1 or ctx.step % every == 0
+        return self.patch.anchor_step(ctx)
 
     def sample_latent(self, ctx: TrainContext, n: int) -> torch.Tensor:
-        if not self._anchor_step(ctx):
-            return super().sample_latent(ctx, n)
-        anchors = ctx.state["cdc_anchors"]
-        pick = torch.randint(len(anchors), (n,), generator=ctx.rng).to(anchors.device)
-        noise = torch.randn(anchors[pick].shape, generator=ctx.rng).to(anchors.device)
-        return anchors[pick] + float(self.params["anchor_std"]) * noise
+        z = self.patch.sample_latent(ctx, n)
+        return super().sample_latent(ctx, n) if z is None else z
 
     def discriminator_logits(
         self, ctx: TrainContext, output: torch.Tensor, features: list[torch.Tensor]
     ) -> torch.Tensor:
-        if self._anchor_step(ctx):
-            return super().discriminator_logits(ctx, output, features)
-        head = getattr(ctx.discriminator, HEAD_NAME)
-        return head(features[ctx.state["cdc_patch_index"]]).flatten(1)  # N × patches
+        logits = self.patch.patch_logits(ctx, features)
+        return super().discriminator_logits(ctx, output, features) if logits is None else logits
 
     # ------------------------------------------------------------------ G loss
     def distance_consistency(self, ctx: TrainContext, z: torch.Tensor) -> torch.Tensor:
@@ -300,5 +383,11 @@ class CDC(Method):
         ctx.log("cdc_kl", kl)
         return float(self.params["kl_weight"]) * kl
 
+    def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
+        self.patch.record_ratio(ctx, step)
+
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
-        return {"cdc_final_kl": float(ctx.state["cdc_kl"])} if "cdc_kl" in ctx.state else {}
+        metrics = self.patch.metrics(ctx)
+        if "cdc_kl" in ctx.state:
+            metrics["cdc_final_kl"] = float(ctx.state["cdc_kl"])
+        return metrics

@@ -30,14 +30,14 @@ features, as CDC.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from gtbench.api import LogUniform, Method, Parameter
 
-from .cdc import batch_statistics, feature_blocks
+from .cdc import PATCH_PARAMETERS, PatchAdversarial, batch_statistics, feature_blocks
 
 if TYPE_CHECKING:
     from gtbench.api import Discriminator, TrainContext, TrainStep
@@ -81,6 +81,7 @@ class DCL(Method):
     description = "dual contrastive learning: InfoNCE adapted vs source on G and D features"
     paper = "Zhao, Ding, Huang, Cheung. A Closer Look at Few-shot Image Generation, CVPR 2022"
     code = "github.com/yunqing-me/A-Closer-Look-at-FSIG (model.py only; no training script)"
+    version = "2"  # v2: CDC's patch discriminator (the official model's PatchGAN) by default
     requires_discriminator = False
     parameters: ClassVar = {
         "g_weight": Parameter(
@@ -92,6 +93,12 @@ class DCL(Method):
         "temperature": Parameter(0.07, "InfoNCE temperature τ"),
         "batch": Parameter(4, "latents per contrastive term (CDC's --feat_const_batch 4)"),
         "negatives": Parameter(10, "real shots used as D-side negatives (at most all)"),
+        "patch": Parameter(
+            True,
+            "CDC's anchor / patch adversarial losses, as the official model.py's PatchGAN "
+            "(false: the image-level loss on every step, DCL version 1)",
+        ),
+        **PATCH_PARAMETERS,
     }
 
     def __init__(self, **params: object) -> None:
@@ -100,10 +107,34 @@ class DCL(Method):
             raise ValueError("dcl: batch must be at least 2 (one positive, one negative)")
         if float(self.params["temperature"]) <= 0:
             raise ValueError("dcl: temperature must be positive")
+        self.patch = PatchAdversarial(self.params, "dcl") if self.params["patch"] else None
 
     def setup(self, ctx: TrainContext) -> None:
         if ctx.discriminator is None:
             raise ValueError("dcl needs a discriminator (pretrained or fresh)")
+        if self.patch is not None:
+            self.patch.setup(ctx)
+
+    # ------------------------------------------------- CDC's patch adversarial scheme
+    def param_groups(self, ctx: TrainContext, network: str) -> list[dict[str, Any]]:
+        default = super().param_groups(ctx, network)
+        if self.patch is None or network != "d":
+            return default
+        return self.patch.param_groups(ctx, default)
+
+    def sample_latent(self, ctx: TrainContext, n: int) -> torch.Tensor:
+        z = self.patch.sample_latent(ctx, n) if self.patch is not None else None
+        return super().sample_latent(ctx, n) if z is None else z
+
+    def discriminator_logits(
+        self, ctx: TrainContext, output: torch.Tensor, features: list[torch.Tensor]
+    ) -> torch.Tensor:
+        logits = self.patch.patch_logits(ctx, features) if self.patch is not None else None
+        return super().discriminator_logits(ctx, output, features) if logits is None else logits
+
+    def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
+        if self.patch is not None:
+            self.patch.record_ratio(ctx, step)
 
     def _pick(self, ctx: TrainContext, choices: list[int]) -> int:
         return choices[int(torch.randint(len(choices), (1,), generator=ctx.rng))]
@@ -121,6 +152,16 @@ class DCL(Method):
         block = self._pick(ctx, feature_blocks(adapted_features, ctx.real))
         g_term = info_nce(adapted_features[block], source_features[block], tau)
 
+        d_term = self.discriminator_term(ctx, adapted_image, source_image)
+        return g_term, d_term
+
+    def discriminator_term(
+        self, ctx: TrainContext, adapted_image: torch.Tensor, source_image: torch.Tensor
+    ) -> torch.Tensor:
+        """D-side InfoNCE: anchor D(G_t(z_i)), positive D(G_s(z_i)), negatives D's
+        features of up to ``negatives`` real shots, at a D block drawn per call. Lowest
+        when each adapted image is its source counterpart; highest when it copies a shot."""
+        tau = float(self.params["temperature"])
         discriminator: Discriminator = ctx.discriminator  # type: ignore[assignment]
         n_neg = min(int(self.params["negatives"]), len(ctx.real))
         order = torch.randperm(len(ctx.real), generator=ctx.rng)[:n_neg].to(ctx.real.device)
@@ -128,10 +169,9 @@ class DCL(Method):
         with batch_statistics(discriminator):
             _, d_features = discriminator.forward_features(self.augment(ctx, images))
         d_block = self._pick(ctx, discriminator_blocks(d_features))
-        n = len(z)
+        n = len(adapted_image)
         feats = d_features[d_block]
-        d_term = info_nce_with_negatives(feats[:n], feats[n : 2 * n], feats[2 * n :], tau)
-        return g_term, d_term
+        return info_nce_with_negatives(feats[:n], feats[n : 2 * n], feats[2 * n :], tau)
 
     def generator_loss(self, ctx: TrainContext, step: TrainStep) -> torch.Tensor | None:
         g_term, d_term = self.contrastive_terms(ctx)
@@ -141,7 +181,8 @@ class DCL(Method):
         return float(self.params["g_weight"]) * g_term + float(self.params["d_weight"]) * d_term
 
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
-        if "dcl_last" not in ctx.state:
-            return {}
-        g_term, d_term = ctx.state["dcl_last"]
-        return {"dcl_final_g": float(g_term), "dcl_final_d": float(d_term)}
+        metrics = self.patch.metrics(ctx) if self.patch is not None else {}
+        if "dcl_last" in ctx.state:
+            g_term, d_term = ctx.state["dcl_last"]
+            metrics.update(dcl_final_g=float(g_term), dcl_final_d=float(d_term))
+        return metrics

@@ -31,6 +31,7 @@ class DiffAugment(Method):
         "Training, NeurIPS 2020"
     )
     code = "github.com/mit-han-lab/data-efficient-gans (DiffAugment_pytorch.py)"
+    version = "2"  # v2: R1 through the augmentation (trainer version 3)
     parameters: ClassVar = {
         "policy": Parameter(
             "color,translation,cutout",

@@ -9,21 +9,27 @@ trained together with the miner.
 Facts from yaxingwang/MineGAN ``styleGAN/finetune.py`` and ``styleGAN/model.py``:
 the miner is ``Linear(512, 512) → ReLU → Linear(512, 512)`` (PyTorch default init) on
 the latent code; ``--stage1 100``: G's ``requires_grad`` is off while ``i < stage1``,
-then G and miner train together with one Adam (lr 0.001, β = (0, 0.99)).
+then G and miner train together with one Adam (lr 0.001, β = (0, 0.99)), for
+``--phase 50000`` iterations in all: mining is 100 / 50 000 = 0.2 % of the run, the share
+this plugin keeps at any budget (``stage1_fraction``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from gtbench.api import Generator, IntUniform, Method, Parameter, Phase
+from gtbench.api import Generator, LogUniform, Method, Parameter, Phase
 
 if TYPE_CHECKING:
     from gtbench.api import TrainContext
+
+# The authors' mining share: --stage1 100 of --phase 50000 iterations (styleGAN/finetune.py).
+MINE_SHARE = 100 / 50_000
 
 
 class MinedGenerator(Generator):
@@ -62,8 +68,13 @@ class MinedGenerator(Generator):
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.generator.forward_features(self.mine(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator(self.mine(x))
+    def sample_noise(self, seeds: Sequence[int], *, device: Any = None) -> dict[str, Any]:
+        """The wrapped G's own random inputs (StyleGAN2's noise maps), drawn per seed."""
+        return self.generator.sample_noise(seeds, device=device)
+
+    def forward(self, x: torch.Tensor, noise: Any = None) -> torch.Tensor:
+        mined = self.mine(x)
+        return self.generator(mined) if noise is None else self.generator(mined, noise=noise)
 
     def __getattr__(self, name: str) -> Any:
         # Source-specific extras (truncation helpers, resolution...) stay reachable.
@@ -77,7 +88,8 @@ class MinedGenerator(Generator):
 
 
 class MineGAN(Method):
-    """A miner MLP in front of G; G frozen in a ``mine`` phase of ``stage1_iters`` steps."""
+    """A miner MLP in front of G; G frozen in a ``mine`` phase of the authors' share of
+    the budget (``stage1_fraction``)."""
 
     description = "miner MLP z->z' in front of G; G frozen in stage one, then fine-tuned"
     paper = (
@@ -85,25 +97,35 @@ class MineGAN(Method):
         "knowledge transfer from GANs to target domains with few images, CVPR 2020"
     )
     code = "github.com/yaxingwang/MineGAN (styleGAN/finetune.py --miner --stage1 100)"
-    version = "2"
+    version = "3"
     requires_discriminator = False  # the authors fine-tune the source D; a fresh one works
     parameters: ClassVar = {
-        "stage1_iters": Parameter(
-            100,
-            "mining steps with G frozen (miner + D only); the authors' --stage1 100",
-            search=IntUniform(25, 200),
+        "stage1_fraction": Parameter(
+            MINE_SHARE,
+            "share of the method's steps spent mining (G frozen; miner + D only): the "
+            "authors' --stage1 100 of --phase 50000 iterations",
+            search=LogUniform(MINE_SHARE / 10, MINE_SHARE * 10),
         ),
-        "stage1_max_fraction": Parameter(
-            0.5,
-            "cap the mining phase at this fraction of the method's steps so short runs "
-            "still tune G",
+        "stage1_iters": Parameter(
+            0,
+            "mining steps as a count instead of a share (the authors' --stage1 100); "
+            "0 = use stage1_fraction",
         ),
     }
 
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        if not 0 <= float(self.params["stage1_fraction"]) <= 1 or self.params["stage1_iters"] < 0:
+            raise ValueError("minegan: stage1_fraction must be in [0, 1], stage1_iters >= 0")
+
     def switch_iteration(self, steps: int) -> int:
-        """Steps of the mining phase for a budget of ``steps`` method steps."""
-        cap = math.floor(float(self.params["stage1_max_fraction"]) * steps)
-        return max(0, min(int(self.params["stage1_iters"]), cap))
+        """Steps of the mining phase for a budget of ``steps`` method steps:
+        round(``stage1_fraction`` × steps), or ``stage1_iters`` when set (at most
+        ``steps``)."""
+        count = int(self.params["stage1_iters"])
+        if count <= 0:
+            count = round(float(self.params["stage1_fraction"]) * steps)
+        return max(0, min(count, steps))
 
     def prepare_generator(self, generator: Generator) -> Generator:
         if isinstance(generator, MinedGenerator):

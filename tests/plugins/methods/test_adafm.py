@@ -87,3 +87,30 @@ def test_bn_generator_kernels_stay_bitwise_and_scales_move() -> None:
         ]
         for norm, src in zip(norms, src_norms, strict=True):
             assert torch.equal(norm.weight, src.weight) and torch.equal(norm.bias, src.bias)
+
+
+def test_frozen_iters_keeps_scales_and_shifts_at_the_source_then_releases_them() -> None:
+    """The authors' start (their script unfreezes ``small_adafm_`` at it == 10000): γ, β
+    bitwise at 1, 0 through the ``frozen`` phase while the first block trains; then they
+    move. The default (0) has no frozen phase."""
+    seen = {}
+
+    class Recording(registry.methods().get("adafm")):  # type: ignore[misc]
+        def on_phase_end(self, ctx, phase) -> None:  # noqa: ANN001
+            super().on_phase_end(ctx, phase)
+            seen[phase.name] = (snapshot(ctx.generator), ctx.g_steps)
+
+    ctx = debug_context(iters=5)
+    start = snapshot(Recording().prepare_generator(copy.deepcopy(ctx.generator)))
+    method = Recording(frozen_iters=3)
+    method.fit(ctx)
+    assert [p.name for p in method.phases(ctx)] == ["frozen", "main"]
+    frozen, g_steps = seen["frozen"]
+    assert g_steps == 3
+    modulation = [k for k in frozen if k.endswith((".gamma", ".beta"))]
+    assert modulation and all(torch.equal(frozen[k], start[k]) for k in modulation)
+    assert any(not torch.equal(frozen[k], start[k]) for k in frozen if k.startswith("blocks.fc."))
+    final, _ = seen["main"]
+    assert any(not torch.equal(final[k], start[k]) for k in modulation)
+    assert method.extra_metrics(ctx)["adafm_frozen_steps"] == 3
+    assert [p.name for p in registry.methods().create("adafm").phases(ctx)] == ["main"]

@@ -19,7 +19,7 @@ from gtbench_plugins.methods.cdc import (
     head_receptive_fields,
 )
 
-from ._helpers import CONTEXTS, RATIO_BAND, drifted_ratio, snapshot
+from ._helpers import CONTEXTS, RATIO_BAND, bn_context, drifted_ratio, snapshot
 
 
 def _buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -160,3 +160,144 @@ def test_regulariser_acts_on_a_batchnorm_source() -> None:
     # The authors' --kl_wt 1000 gives about 7 here (26 over the default suite).
     low, high = RATIO_BAND
     assert low <= drifted_ratio("cdc", steps=13, compress=False) <= high
+
+
+def _hand_kl(source: list[list[list[float]]], adapted: list[list[list[float]]], rows: list[int]):
+    """The authors' loop, by hand: for row i at block rows[i], cos(f_i, f_j) for j ≠ i,
+    softmax per row in each generator, then nn.KLDivLoss()(log p_adapted, p_source) =
+    mean over the N(N−1) entries of p_s (log p_s − log p_a)."""
+
+    def cos(a: list[float], b: list[float]) -> float:
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+    def softmax_rows(features: list[list[list[float]]]) -> list[list[float]]:
+        out = []
+        for i, block in enumerate(rows):
+            sims = [cos(features[block][i], features[block][j]) for j in range(len(rows))]
+            sims = [s for j, s in enumerate(sims) if j != i]
+            total = sum(math.exp(s) for s in sims)
+            out.append([math.exp(s) / total for s in sims])
+        return out
+
+    p_s, p_a = softmax_rows(source), softmax_rows(adapted)
+    entries = [
+        ps * (math.log(ps) - math.log(pa))
+        for row_s, row_a in zip(p_s, p_a, strict=True)
+        for ps, pa in zip(row_s, row_a, strict=True)
+    ]
+    return sum(entries) / len(entries)
+
+
+def test_kl_equals_the_hand_computed_softmax_kl_on_a_small_case() -> None:
+    """Three samples, two blocks, rows reading different blocks: the distributions and the
+    KL's direction (source is the target distribution, as the authors' KLDivLoss call)."""
+    from gtbench_plugins.methods.cdc import distance_distributions, kl_consistency
+
+    source = [
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]],  # block 0: samples 0, 1, 2
+        [[0.2, 1.0, 0.5], [1.0, 0.0, -1.0], [0.3, 0.3, 0.9]],  # block 1
+    ]
+    adapted = [
+        [[1.0, 0.2, 0.0], [0.9, 1.0, 0.0], [-1.0, 1.0, 0.5]],
+        [[0.2, -1.0, 0.5], [1.0, 0.4, 1.0], [0.0, 0.3, 0.1]],
+    ]
+    rows = [0, 1, 0]
+    log_s = distance_distributions([torch.tensor(b, dtype=torch.float64) for b in source], rows)
+    log_a = distance_distributions([torch.tensor(b, dtype=torch.float64) for b in adapted], rows)
+    assert log_s.shape == (3, 2)
+    assert float(kl_consistency(log_s, log_a)) == pytest.approx(
+        _hand_kl(source, adapted, rows), rel=1e-12
+    )
+    # the reverse direction is a different number here: the test pins which one it is
+    assert abs(_hand_kl(source, adapted, rows) - _hand_kl(adapted, source, rows)) > 1e-3
+    # one case by pencil: row 0 of the source, cos = (0, 1/√2) → softmax (1, e^{1/√2}) / Σ
+    e = math.exp(1 / math.sqrt(2))
+    assert log_s[0].exp().tolist() == pytest.approx([1 / (1 + e), e / (1 + e)], rel=1e-12)
+
+
+def test_generator_loss_is_the_weighted_hand_kl_of_both_generators_features() -> None:
+    """End to end on the debug source: the G loss term equals kl_weight × the hand KL of
+    the features the two generators give the same latents at the rows' blocks."""
+    ctx = CONTEXTS["debug"]()
+    method = registry.methods().create("cdc:kl_weight=7")
+    method.setup(ctx)
+    with torch.no_grad():
+        for parameter in ctx.generator.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    state = ctx.rng.get_state()
+    term = float(method.generator_loss(ctx, None).detach())  # type: ignore[arg-type]
+    ctx.rng.set_state(state)  # replay the draws: the latents, then each row's block
+    z = ctx.generator.sample_latent(4, generator=ctx.rng)
+    with torch.no_grad():
+        source = generator_features(ctx.source_generator, z)
+        adapted = generator_features(ctx.generator, z)
+    choices = feature_blocks(adapted, ctx.real)
+    rows = [choices[k] for k in torch.randint(len(choices), (4,), generator=ctx.rng).tolist()]
+    assert term > 0
+    as_lists = [[f.flatten(1).double().tolist() for f in fs] for fs in (source, adapted)]
+    assert term == pytest.approx(7 * _hand_kl(*as_lists, rows), rel=1e-4)
+
+
+def test_patch_head_trains_in_a_group_of_its_own_at_the_authors_lr() -> None:
+    ctx = CONTEXTS["debug"]()
+    method = registry.methods().create("cdc")
+    method.setup(ctx)
+    head = {id(p) for p in getattr(ctx.discriminator, HEAD_NAME).parameters()}
+    rest, own = method.param_groups(ctx, "d")
+    assert {id(p) for p in own["params"]} == head and own["lr"] == pytest.approx(0.002 * 16 / 17)
+    assert "lr" not in rest and not head & {id(p) for p in rest["params"]}
+    assert len(rest["params"]) + len(own["params"]) == len(list(ctx.discriminator.parameters()))
+    (group,) = registry.methods().create("cdc:head_lr=0").param_groups(ctx, "d")  # D's lr
+    assert len(group["params"]) == len(list(ctx.discriminator.parameters()))
+
+
+def _kind_ratios(spec: str) -> dict[str, float]:
+    ctx = bn_context(iters=16, batch_size=8, check_every=1)  # every G update measured
+    method = registry.methods().create(spec)
+    train(ctx, method)
+    metrics = method.extra_metrics(ctx)
+    return {k: metrics[f"cdc_reg_grad_ratio_{k}"] for k in ("image", "patch")}
+
+
+def test_ratio_split_by_step_kind_and_the_head_lr_strengthens_the_patch_signal() -> None:
+    """On image-level (anchor) steps the pretrained D's gradient dwarfs the KL's; on patch
+    steps the fresh head's is weak, and the authors' head lr makes it stronger: G gets an
+    adversarial signal there, not only the regulariser's."""
+    authors, slow = _kind_ratios("cdc"), _kind_ratios("cdc:head_lr=0")
+    assert authors["image"] < 0.2 * authors["patch"]  # the kinds are told apart correctly
+    assert authors["patch"] < 0.7 * slow["patch"]
+
+
+def test_r1_on_a_patch_step_goes_through_the_patch_head() -> None:
+    """As the authors' lazy R1 pass (``flag=which``, the patch logits' per-image mean):
+    step 1 of ``anchor_every=2`` calls the head for D's reals, fakes, R1 and G's fakes."""
+    calls = []
+
+    class Counting(registry.methods().get("cdc")):  # type: ignore[misc]
+        def setup(self, ctx) -> None:  # noqa: ANN001
+            super().setup(ctx)
+            head = getattr(ctx.discriminator, HEAD_NAME)
+            head.register_forward_hook(lambda m, x, y: calls.append(ctx.step))
+
+    ctx = CONTEXTS["debug"](iters=2, r1_every=1)
+    train(ctx, Counting(anchor_every=2))
+    assert calls == [1, 1, 1, 1]
+    calls.clear()
+    train(CONTEXTS["debug"](iters=2, r1_every=2), Counting(anchor_every=2))
+    assert calls == [1, 1, 1]  # no R1 at step 1
+
+
+def test_train_log_has_the_kl_and_the_ratio_by_step_kind(tmp_path) -> None:  # noqa: ANN001
+    ctx = CONTEXTS["debug"](iters=8, check_every=2)  # rows start at steps 0, 2, 4, 6
+    ctx.log_path = tmp_path / "train_log.csv"
+    train(ctx, registry.methods().create("cdc:anchor_every=4"))
+    import csv
+
+    with open(ctx.log_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"cdc_kl", "reg_grad_ratio", "cdc_ratio_image", "cdc_ratio_patch"} <= set(rows[0])
+    # first updates of the rows: steps 0, 4 image-level; 2, 6 patch-level
+    assert [bool(r["cdc_ratio_image"]) for r in rows] == [True, False, True, False]
+    assert [bool(r["cdc_ratio_patch"]) for r in rows] == [False, True, False, True]
+    assert all(float(r["reg_grad_ratio"]) >= 0 for r in rows)

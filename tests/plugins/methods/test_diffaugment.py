@@ -18,7 +18,7 @@ def test_real_and_fake_are_augmented_before_d() -> None:
 
     def spy_augment(ctx_, images):  # noqa: ANN001, ANN202
         out = original_augment(ctx_, images)
-        calls.append((images.detach().clone(), out))
+        calls.append((images if images.requires_grad else images.detach().clone(), out))
         return out
 
     forward_features = ctx.discriminator.forward_features
@@ -30,16 +30,20 @@ def test_real_and_fake_are_augmented_before_d() -> None:
     method.augment = spy_augment  # type: ignore[method-assign]
     ctx.discriminator.forward_features = spy_forward  # type: ignore[method-assign]
     method.fit(ctx)
-    # R1 steps add a D pass of their own on the un-augmented reals (a leaf needing grad)
-    r1_inputs = [x for x in seen_by_d if x.is_leaf and x.requires_grad]
-    seen_by_d = [x for x in seen_by_d if not (x.is_leaf and x.requires_grad)]
-    assert len(r1_inputs) == 1 and torch.equal(r1_inputs[0].detach(), calls[0][0])
+    # R1 steps add a D pass of their own through the augmentation, its gradient taken
+    # w.r.t. the reals before it (a leaf needing grad), as DiffAugment's run_D
+    r1_calls = [(x, out) for x, out in calls if x.requires_grad and x.is_leaf]
+    calls = [(x, out) for x, out in calls if not (x.requires_grad and x.is_leaf)]
+    assert len(r1_calls) == 1 and torch.equal(r1_calls[0][0].detach(), calls[0][0])
     # per step: real and fake in the D phase, fake in the G phase
     assert len(calls) == 3 * ctx.config.iters
-    assert len(seen_by_d) == len(calls)
-    for (before, after), d_input in zip(calls, seen_by_d, strict=True):
+    assert len(seen_by_d) == len(calls) + len(r1_calls)
+    for (before, after), d_input in zip(
+        calls, [x for x in seen_by_d if x is not r1_calls[0][1]], strict=True
+    ):
         assert d_input is after
-        assert not torch.allclose(before, after.detach())
+        assert not torch.allclose(before.detach(), after.detach())
+    assert any(x is r1_calls[0][1] for x in seen_by_d)  # D judged the augmented reals
     # the first call of a step augments the real batch, so D never saw a raw shot
     real_inputs = calls[0][0]
     assert any(torch.equal(real_inputs[i], s) for i in range(4) for s in ctx.real)

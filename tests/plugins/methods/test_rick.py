@@ -125,3 +125,30 @@ def test_bad_quantiles_fail_in_one_line() -> None:
     ctx = debug_context(iters=4)
     with pytest.raises(ValueError, match="prune_quantile <= quantile"):
         registry.methods().create("rick:quantile=5,prune_quantile=10").fit(ctx)
+
+
+@pytest.mark.parametrize("source", sorted(CONTEXTS))
+@pytest.mark.parametrize(("quantile", "prune"), [(40.0, 10.0), (85.0, 5.0)])
+def test_frozen_and_pruned_filters_are_exactly_the_stored_importance_quantiles(
+    source: str, quantile: float, prune: float
+) -> None:
+    """Recomputed by hand with numpy from the last estimate's stored importance: per kind
+    (conv, linear) the filters above the quantile-th percentile are frozen, those at or
+    below the prune percentile pruned (never frozen), and nothing else."""
+    import numpy as np
+
+    ctx = CONTEXTS[source](iters=15)
+    method = Recording(estimates=3, quantile=quantile, prune_quantile=prune, fisher_samples=3)
+    method.fit(ctx)
+    importance = ctx.state["rick"]["importance"]
+    for kind in {k.conv for k in method.kernels}:
+        kernels = [k for k in method.kernels if k.conv == kind]
+        pooled = np.concatenate([importance[k.name].double().numpy() for k in kernels])
+        frozen = np.concatenate([k.frozen.cpu().numpy() for k in kernels])
+        pruned = np.concatenate([k.pruned.cpu().numpy() for k in kernels])
+        newly = pooled <= np.percentile(pooled, prune)
+        assert (pruned | ~newly).all()  # every filter at or below the cut is pruned now
+        np.testing.assert_array_equal(frozen, (pooled > np.percentile(pooled, quantile)) & ~pruned)
+        assert frozen.any() and not frozen.all()
+        assert pooled[frozen].min() > pooled[~frozen & ~pruned].max()  # the top is frozen
+        assert pooled[newly].max() <= pooled[~pruned].min()  # the bottom is pruned

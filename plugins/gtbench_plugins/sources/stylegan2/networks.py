@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -532,6 +533,31 @@ class StyleGAN2Generator(_Precision, Generator):
     def stored_noise(self) -> list[torch.Tensor]:
         """The fixed per-layer noise maps (``noises.noise_i``)."""
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    def sample_noise(self, seeds: Sequence[int], *, device: Any = None) -> dict[str, Any]:
+        """Per-layer noise maps for one sample per seed, each sample's maps drawn on the CPU
+        from its own ``torch.Generator().manual_seed(seed)`` (layer by layer): what
+        ``forward(z, noise=...)`` takes in place of drawing from torch's global RNG. Empty
+        when ``randomize_noise`` is False (the stored maps are used then)."""
+        if not self.randomize_noise:
+            return {}
+        sides = [2 ** ((index + 5) // 2) for index in range(self.num_layers)]
+        per_sample = []
+        for seed in seeds:
+            rng = torch.Generator().manual_seed(int(seed))
+            per_sample.append([torch.randn(1, 1, side, side, generator=rng) for side in sides])
+        device = device if device is not None else self.input.input.device
+        return {"noise": [torch.cat(maps).to(device) for maps in zip(*per_sample, strict=True)]}
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        *,
+        noise: Sequence[torch.Tensor | None] | None = None,
+        truncation: float | None = None,
+    ) -> torch.Tensor:
+        """The image of :meth:`forward_features` (``noise``: one map per layer, N×1×s×s)."""
+        return self.forward_features(z, noise=noise, truncation=truncation)[0]
 
     @torch.no_grad()
     def mean_latent(self, n: int = MEAN_LATENT_SAMPLES, seed: int = 0) -> torch.Tensor:

@@ -67,7 +67,9 @@ class StyleGAN2Source(Source):
     description = "StyleGAN2 from a rosinality-format .pt checkpoint (path or URL), or ckpt=random"
     example_params: ClassVar = {"ckpt": "random", "size": 32, "channel_max": 32}
     # 2: latent_avg is kept with an adapted generator's weights (truncation centre)
-    version = "2"
+    # 3: evaluation noise maps drawn per sample from the evaluation seed (sample_noise),
+    #    not from the global RNG left by training: evaluated numbers change
+    version = "3"
     parameters: ClassVar = {
         "ckpt": Parameter("", "checkpoint path or http(s) URL, or 'random' (seeded init)"),
         "sha256": Parameter("", "expected sha256 of the checkpoint file (optional)"),
