@@ -13,11 +13,12 @@ a fixed seed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,17 @@ class TrainContext:
             mirror = torch.rand((n,), generator=self.rng) < 0.5
             batch = torch.where(mirror.to(batch.device).view(-1, 1, 1, 1), batch.flip(3), batch)
         return batch
+
+    @contextlib.contextmanager
+    def seeded_init(self) -> Iterator[None]:
+        """A block in which torch's global CPU generator is seeded from the run's ``rng``
+        (one draw) and restored afterwards: for modules a method creates during the run
+        (a head, a miner), whose initialisation draws from the global generator. The
+        run stays deterministic and nothing outside the block sees the re-seeding."""
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.rng))
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)  # CPU only; same on any device
+            yield
 
     def log(self, name: str, value: float | torch.Tensor) -> None:
         """Log a scalar of this step (``ewc_penalty``, ``aug_p``...): the train log gets the

@@ -242,9 +242,7 @@ class PatchAdversarial:
             discriminator, ctx.real, str(self.params["patch_block"]), PATCH_FRACTION
         )
         channels = _probe_features(discriminator, ctx.real[:1])[index].shape[1]
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.rng))
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(seed)  # CPU only, restored after
+        with ctx.seeded_init():
             head = PatchHead(channels)
         # a D submodule, so the trainer's D optimiser (built after setup) trains it;
         # D's forward_features never calls it

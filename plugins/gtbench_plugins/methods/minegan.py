@@ -136,9 +136,7 @@ class MineGAN(Method):
         wrapped = ctx.generator
         assert isinstance(wrapped, MinedGenerator)
         # Re-draw the miner from the run's seed (prepare_generator must not use data/RNG).
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.rng))
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.random.default_generator.manual_seed(seed)  # CPU only; same on any device
+        with ctx.seeded_init(), torch.no_grad():
             for layer in wrapped.miner:
                 if isinstance(layer, nn.Linear):
                     fresh = nn.Linear(layer.in_features, layer.out_features)
