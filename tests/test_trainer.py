@@ -380,3 +380,32 @@ def test_seeded_init_is_deterministic_and_leaves_the_global_generator_alone():
     assert torch.equal(init(b), first)
     assert torch.equal(after_block, expected_after)
     assert not torch.equal(init(c), first)
+
+
+def test_backward_follows_the_optimisers_groups():
+    """A head a method keeps outside D (its parameters only in D's optimiser groups) is
+    trained; a D parameter left out of every group gets no gradient and never moves."""
+
+    class OwnHead(Method):
+        def setup(self, ctx):
+            self.head = torch.nn.Linear(1, 1)
+            self.start = self.head.weight.detach().clone()
+            self.left_out = next(ctx.discriminator.parameters())
+            self.left_out_start = self.left_out.detach().clone()
+
+        def param_groups(self, ctx, network):
+            groups = super().param_groups(ctx, network)
+            if network == "g":
+                return groups
+            rest = [p for p in groups[0]["params"] if p is not self.left_out]
+            return [{"params": rest}, {"params": list(self.head.parameters())}]
+
+        def discriminator_logits(self, ctx, output, features):
+            return self.head(super().discriminator_logits(ctx, output, features)[:, None])[:, 0]
+
+    method = OwnHead()
+    ctx = _context(iters=4)
+    train(ctx, method)
+    assert not torch.equal(method.head.weight.detach(), method.start)
+    assert method.left_out.grad is None
+    assert torch.equal(method.left_out.detach(), method.left_out_start)

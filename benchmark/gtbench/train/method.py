@@ -108,7 +108,9 @@ class Method(Plugin, ABC):
         """Adam parameter groups for ``network`` (``"g"`` or ``"d"``).
 
         Each dict has ``"params"`` and may set its own ``"lr"`` (default ``lr_g``/``lr_d``)
-        or ``"betas"``; parameters left out are never stepped. Called when the
+        or ``"betas"``; backward computes gradients for exactly these parameters (those
+        that require one), so parameters left out are never stepped and a group may hold
+        parameters outside the network (a method's own head on D's features). Called when the
         optimisers are built: after :meth:`setup`, and at the start of a phase with
         ``new_optimizers``. Default: every parameter of the network in one group (frozen
         ones have no gradient, so Adam leaves them bitwise intact)."""

@@ -321,6 +321,22 @@ def _optimizer(
     return torch.optim.Adam(groups, lr=lr, betas=betas)
 
 
+def _trained(optimizer: torch.optim.Optimizer | None, module: torch.nn.Module) -> list[Any]:
+    """What backward computes gradients for: the parameters of the optimiser's groups that
+    require a gradient — the network's own first, in module order, then any a method
+    added to a group from outside the network (a head of its own). Parameters left out
+    of every group get no gradient."""
+    if optimizer is None:
+        return []
+    grouped = [p for group in optimizer.param_groups for p in group["params"]]
+    in_groups = {id(p) for p in grouped}
+    own = list(module.parameters())
+    mine = {id(p) for p in own}
+    return [p for p in own if p.requires_grad and id(p) in in_groups] + [
+        p for p in grouped if p.requires_grad and id(p) not in mine
+    ]
+
+
 def _moves(optimizer: torch.optim.Optimizer | None) -> bool:
     """Whether ``optimizer.step()`` is about to move a parameter: some parameter of its
     (non-empty) groups has a gradient. A step of a network whose parameters are all
@@ -500,7 +516,7 @@ def train(ctx: TrainContext, method: Method) -> None:
             method.observe(ctx, step)
             loss_d = F.softplus(d_fake_map).mean() + F.softplus(-d_real_map).mean()
             extra_d = method.discriminator_loss(ctx, step)
-            d_params = [p for p in discriminator.parameters() if p.requires_grad]
+            d_params = _trained(ctx.d_optimizer, discriminator)
             if ctx.d_optimizer is not None:
                 ctx.d_optimizer.zero_grad(set_to_none=True)
             d_moved = g_moved = False
@@ -543,7 +559,7 @@ def train(ctx: TrainContext, method: Method) -> None:
                 )  # fmt: skip
                 loss_g = F.softplus(-d_out_map).mean()
                 extra_g = method.generator_loss(ctx, step)
-                g_params = [p for p in generator.parameters() if p.requires_grad]
+                g_params = _trained(ctx.g_optimizer, generator)
                 if ctx.g_optimizer is not None:
                     ctx.g_optimizer.zero_grad(set_to_none=True)
                 if g_params:
