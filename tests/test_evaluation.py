@@ -433,3 +433,57 @@ def test_fid_validity_looks_at_both_sides(n_reference, n_generated, short):
 def test_records_say_whether_the_extractor_is_a_metric(generator, tmp_path):
     assert run(generator, make_dataset(), tmp_path).settings["is_metric"] is False  # debug
     assert Extractor.is_metric is True  # the default of every other extractor
+
+
+def test_a_grey_target_judges_colour_samples_in_grey_so_colour_does_not_count(tmp_path):
+    """A grey target of a colour source (the face pair) is compared in grey: samples
+    tinted without changing their channel mean score exactly as their grey versions, while
+    a target declared as colour (grey repeated) is moved by the tint."""
+    from gtbench.launch.runner import MatchedTarget
+
+    rng = torch.Generator().manual_seed(0)
+    grey = (torch.rand(120, 1, 16, 16, generator=rng) * 160 + 48).round().to(torch.uint8)
+    target = MatchedTarget(ArrayDataset(grey), 16, 3)
+    assert target.images().shape[1] == 3  # training sees the source's channels
+    assert target.evaluation_images().shape[1] == 1  # evaluation stays grey
+    split = target.split(10, 0)
+    assert target.shot_eval_overlap(split) == 0
+    shots = target.images()[list(split.train)]
+    samples = grey[80:]
+    tint = torch.tensor([40, -40, 0]).view(1, 3, 1, 1)
+    tinted = (samples.int() + tint).to(torch.uint8)  # same channel mean as the grey image
+    assert torch.equal(tinted.float().mean(1, keepdim=True).round().to(torch.uint8), samples)
+
+    def measure(dataset, images):
+        return evaluate(
+            ReplayGenerator(images), dataset, shots, make_extractor(),
+            EvalSettings(n_samples=60, kid_subsets=5), seed=3, device=CPU, cache_dir=tmp_path,
+        )  # fmt: skip
+
+    plain = measure(target, samples.repeat(1, 3, 1, 1))
+    coloured = measure(target, tinted)
+    assert coloured.metrics["kid_mean"] == plain.metrics["kid_mean"]
+    assert coloured.metrics["fid"] == plain.metrics["fid"]
+    assert coloured.settings["evaluated_shape"] == [1, 16, 16]
+    assert "grey" in coloured.settings["evaluated_in"]
+    as_colour = MatchedTarget(ArrayDataset(grey.repeat(1, 3, 1, 1)), 16, 3)
+    assert as_colour.evaluation_images().shape[1] == 3
+    assert measure(as_colour, tinted).metrics["kid_mean"] != plain.metrics["kid_mean"]
+    assert "evaluated_in" not in measure(as_colour, tinted).settings
+
+
+def test_the_grey_comparison_is_in_the_identity_only_where_it_applies():
+    """Evaluating in fewer channels than the source's changes the matched content hash
+    (so the run id); every cell whose source and target share a channel count keeps it."""
+    from gtbench.launch.runner import MatchedTarget
+    from gtbench.plan.cells import matched_content_hash
+    from gtbench.plugin.images import compared_channels
+
+    assert compared_channels(3, 1) == compared_channels(1, 3) == 1
+    assert compared_channels(3, 3) == 3
+    assert matched_content_hash("h", 32, 1, 1) == matched_content_hash("h", 32, 1)
+    assert matched_content_hash("h", 64, 3, 3) == matched_content_hash("h", 64, 3)
+    assert matched_content_hash("h", 64, 3, 1) != matched_content_hash("h", 64, 3)
+    grey = ArrayDataset(torch.zeros(50, 1, 8, 8, dtype=torch.uint8))
+    expected = matched_content_hash(grey.content_hash(), 8, 3, 1)
+    assert MatchedTarget(grey, 8, 3).content_hash() == expected

@@ -3,6 +3,7 @@ real headless Chromium (slow)."""
 
 import base64
 import io
+import math
 import re
 import shutil
 import subprocess
@@ -167,7 +168,7 @@ def test_report_of_records_alone_plots_shots_and_curves_and_says_what_is_missing
     path, notes = write_report(tmp_path)
     page = _Page()
     page.feed(path.read_text())
-    assert "Quality vs number of shots" in page.headings
+    assert "Data efficiency: quality vs number of shots" in page.headings
     # per target (10 and 100 shots) a forest plot, a train_log plot and a curve; one shots plot
     assert page.rows == 4 and len(page.images) == 2 + 2 + 2 + 1
     assert any("no samples.png" in note for note in notes)
@@ -190,3 +191,55 @@ def test_report_html_escapes_every_value():
     assert "title &amp; &lt;i&gt;more&lt;/i&gt;<br>second line" in section
     assert '<tr class="best"><td style="color:#d73027">a&#34;b&lt;script&gt;</td></tr>' in section
     assert "<th>method &lt;x&gt;</th>" in section
+
+
+def _efficiency_records(folder, shot_counts, dataset="debug", methods=("finetune", "cdc")):
+    from gtbench.results.records import write_record
+    from tests.test_leaderboard import _record
+
+    for shots in shot_counts:
+        for offset, method in enumerate(methods):
+            for seed in range(3):
+                fid = 30.0 + 2 * offset + seed - 5 * math.log(shots)
+                run_id = f"{dataset}-{method}{shots}-{seed}"
+                record = _record(run_id, method, seed, fid, dataset__name=dataset)
+                record.update(shots=shots)
+                write_record(folder, record)
+
+
+def _efficiency_figures(folder):
+    from gtbench.results.report import write_report
+
+    path, _ = write_report(folder, memorised=False)
+    text = path.read_text()
+    page = _Page()
+    page.feed(text)
+    return page, text.count('alt="data efficiency"')
+
+
+def test_report_draws_data_efficiency_for_targets_run_at_two_shot_counts_or_more(
+    tmp_path, monkeypatch
+):
+    """Records of one target at 5, 10 and 50 shots give one data-efficiency figure (a line
+    per method, seed intervals); a target run at one shot count gets none."""
+    monkeypatch.setattr("gtbench.results.records.stale_reasons", lambda *a, **k: {})
+    _efficiency_records(tmp_path, (5, 10, 50))
+    _efficiency_records(tmp_path, (10,), dataset="other")
+    page, figures = _efficiency_figures(tmp_path)
+    assert "Data efficiency: quality vs number of shots" in page.headings
+    assert figures == 1
+    from gtbench.results.leaderboard import leaderboard, run_rows
+    from gtbench.results.report import _efficiency_groups
+
+    groups = _efficiency_groups(leaderboard(run_rows(tmp_path), "finetune"))
+    assert [(title, sorted(set(rows["shots"]))) for title, rows in groups] == [
+        ("debug · debug · debug · default", [5, 10, 50])
+    ]
+
+
+def test_report_omits_the_data_efficiency_plot_with_one_shot_count(tmp_path):
+    _efficiency_records(tmp_path, (10,))
+    _efficiency_records(tmp_path, (10,), dataset="other")
+    page, figures = _efficiency_figures(tmp_path)
+    assert figures == 0
+    assert not any("Data efficiency" in heading for heading in page.headings)

@@ -28,7 +28,7 @@ BUILTIN = {
     # spec: (size, resolution, channels, pool, validation, evaluation)
     "animals-cat": (1000, 32, 1, 100, 200, 697),  # 3 evaluation cats copy pool cats: left out
     "animals-others": (9000, 32, 1, 1000, 0, 7939),  # 61 copies of pool silhouettes left out
-    "lfw-faces": (100, 64, 3, 30, 0, 70),
+    "lfw-faces": (100, 64, 1, 30, 0, 70),
     "digits": (1797, 32, 1, 100, 300, 1397),
 }
 
@@ -125,8 +125,8 @@ def test_copies_of_pool_images_leave_the_evaluation_set() -> None:
 
 
 def test_resolution_and_channels_parameters() -> None:
-    grey = _create("lfw-faces:res=32,channels=1").images()
-    colour = _create("lfw-faces:res=32").images()
+    grey = _create("lfw-faces:res=32").images()
+    colour = _create("lfw-faces:res=32,channels=3").images()
     assert grey.shape == (100, 1, 32, 32) and colour.shape == (100, 3, 32, 32)
     assert torch.equal(colour, grey.repeat(1, 3, 1, 1))
     assert _create("digits:res=16,channels=3").images().shape == (1797, 3, 16, 16)

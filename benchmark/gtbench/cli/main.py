@@ -346,7 +346,8 @@ def _check_suite_names(suite: Any) -> None:
     "--suite",
     "suite_file",
     default="default",
-    help="suite file (TOML/YAML) or built-in suite name (default, debug, full, stylegan2-ffhq)",
+    help="suite file (TOML/YAML) or built-in suite name "
+    "(default, debug, full, shots, stylegan2-ffhq)",
 )
 @click.option(
     "--keep-weights/--no-keep-weights",

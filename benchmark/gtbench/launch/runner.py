@@ -25,8 +25,8 @@ from gtbench.errors import DivergedError, GtbenchError
 from gtbench.files.assets import cache_dir
 from gtbench.measure.eval_settings import EvalSettings
 from gtbench.plan.cells import SCHEMA_VERSION, make_plugin, matched_content_hash
-from gtbench.plugin.base import Dataset, DatasetInfo, Source
-from gtbench.plugin.images import match_format, save_grid, to_unit_range
+from gtbench.plugin.base import Dataset, DatasetInfo, FewShotSplit, Source
+from gtbench.plugin.images import compared_channels, match_format, save_grid, to_unit_range
 from gtbench.plugin.networks import Generator
 from gtbench.results import provenance
 from gtbench.results.records import (
@@ -57,6 +57,8 @@ class MatchedTarget(Dataset):
     Training shots and evaluation images go through the same conversion (antialiased
     bicubic resize; grey↔colour by repetition or mean), so FID compares like with like;
     the content hash covers the conversion, so cached statistics never mix sizes.
+    A grey target of a colour source keeps its evaluation and validation images grey
+    (:func:`compared_channels`): the evaluation then judges the samples in grey too.
 
     With ``evaluate_on="validation"`` (tuning trials) the dataset's validation split
     stands in for its evaluation set, which the trial then never sees."""
@@ -68,6 +70,7 @@ class MatchedTarget(Dataset):
     ) -> None:
         super().__init__()
         self.dataset, self.resolution, self.channels = dataset, resolution, channels
+        self.compared = compared_channels(channels, dataset.info.channels)
         self.evaluate_on = evaluate_on
         self._cache: dict[str, torch.Tensor] = {}
 
@@ -81,6 +84,9 @@ class MatchedTarget(Dataset):
     def _convert(self, images: torch.Tensor) -> torch.Tensor:
         return match_format(images, self.channels, self.resolution)
 
+    def _convert_compared(self, images: torch.Tensor) -> torch.Tensor:
+        return match_format(images, self.compared, self.resolution)
+
     def images(self) -> torch.Tensor:
         if "all" not in self._cache:
             self._cache["all"] = self._convert(self.dataset.images())
@@ -90,7 +96,7 @@ class MatchedTarget(Dataset):
         if self.evaluate_on == "validation":
             return self.validation_images()
         if "eval" not in self._cache:
-            self._cache["eval"] = self._convert(self.dataset.evaluation_images())
+            self._cache["eval"] = self._convert_compared(self.dataset.evaluation_images())
         return self._cache["eval"]
 
     def validation_images(self) -> torch.Tensor:
@@ -98,7 +104,7 @@ class MatchedTarget(Dataset):
             images = self.dataset.validation_images()
             if images is None:
                 raise GtbenchError(f"dataset {self.dataset.name!r} has no validation split")
-            self._cache["validation"] = self._convert(images)
+            self._cache["validation"] = self._convert_compared(images)
         return self._cache["validation"]
 
     def split(self, shots: int, seed: int):  # noqa: ANN201 - FewShotSplit
@@ -107,8 +113,19 @@ class MatchedTarget(Dataset):
     def allows_overlap(self) -> bool:
         return self.dataset.allows_overlap()
 
+    def shot_eval_overlap(self, split: FewShotSplit) -> int:
+        """Shots equal to an evaluation image byte for byte, compared in the evaluation's
+        channels (a grey target's repeated shots are their grey images again)."""
+        from gtbench.plugin.images import image_sha256s
+
+        evaluation = set(image_sha256s(self.evaluation_images()))
+        shots = self._convert_compared(self.images()[list(split.train)])
+        return sum(h in evaluation for h in image_sha256s(shots))
+
     def content_hash(self) -> str:
-        return matched_content_hash(self.dataset.content_hash(), self.resolution, self.channels)
+        return matched_content_hash(
+            self.dataset.content_hash(), self.resolution, self.channels, self.compared
+        )
 
 
 @dataclass

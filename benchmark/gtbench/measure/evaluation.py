@@ -514,7 +514,11 @@ def evaluate(
         progress=progress,
     )
     generated_shape = tuple(raw.shape[1:])
-    fake_images = match_format(raw, info.channels, info.resolution)
+    # samples and shots in the evaluation set's format: a grey target of a colour source
+    # keeps grey evaluation images, and the samples are judged in grey (channel mean)
+    channels = int(dataset.evaluation_images().shape[1])
+    fake_images = match_format(raw, channels, info.resolution)
+    train_images = match_format(train_images, channels, info.resolution)
     timings["generate_s"], clock = time.perf_counter() - clock, time.perf_counter()
 
     module = load_feature_extractor(extractor, device)
@@ -571,7 +575,12 @@ def evaluate(
         "kid_rng_seed": seed % 2**32,
         "sample_seed": seed,
         "generated_shape": list(generated_shape),
-        "evaluated_shape": [info.channels, info.resolution, info.resolution],
+        "evaluated_shape": [channels, info.resolution, info.resolution],
+        **(
+            {"evaluated_in": "grey: the target is grey, the samples' channel mean is compared"}
+            if channels < generated_shape[0]
+            else {}
+        ),
         "distance": DISTANCE,
         "distance_note": DISTANCE_NOTE,
         "diversity": DIVERSITY_NOTE,

@@ -14,6 +14,7 @@ from gtbench.errors import UsageError
 from gtbench.plan.suite import PluginRef, Suite
 from gtbench.plugin import registry
 from gtbench.plugin.base import Dataset, Plugin, Source
+from gtbench.plugin.images import compared_channels
 from gtbench.plugin.spec import PluginSpec, parse_spec
 from gtbench.train.method import Method
 
@@ -63,11 +64,18 @@ def describe(ref: dict[str, Any], kind: str) -> str:
     return str(PluginSpec(ref["name"], changed))
 
 
-def matched_content_hash(content_hash: str, resolution: int, channels: int) -> str:
+def matched_content_hash(
+    content_hash: str, resolution: int, channels: int, compared: int | None = None
+) -> str:
     """The content hash of a dataset (``content_hash``) seen through :class:`MatchedTarget`
-    at ``resolution`` and ``channels``: part of a cell's identity, computed at plan time
-    without converting any image."""
+    at ``resolution`` and ``channels``, evaluated in ``compared`` channels
+    (:func:`~gtbench.plugin.images.compared_channels`): part of a cell's identity,
+    computed at plan time without converting any image. ``compared`` enters the hash only
+    where it differs from ``channels`` (a grey target of a colour source), so every other
+    cell keeps its identity."""
     key = f"{content_hash}:{resolution}:{channels}:bicubic-antialias"
+    if compared is not None and compared != channels:
+        key += f":compared-in-{compared}"
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -228,6 +236,7 @@ def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
                     _memo(hashes, "dataset", dataset_ref, dataset.content_hash),
                     info.resolution,
                     info.channels,
+                    compared_channels(info.channels, dataset.info.channels),
                 )
                 for k, seed in itertools.product(shots, seeds):
                     cell = {

@@ -15,6 +15,7 @@ from gtbench.errors import GtbenchError
 
 __all__ = [
     "as_rgb",
+    "compared_channels",
     "image_sha256s",
     "match_format",
     "save_grid",
@@ -61,6 +62,16 @@ def match_format(images: torch.Tensor, channels: int, resolution: int) -> torch.
         )
         images = resized.round().clamp(0, 255).to(torch.uint8)
     return images
+
+
+def compared_channels(source_channels: int, target_channels: int) -> int:
+    """The channels a target's evaluation compares in: the fewer of the source's and the
+    target's own. A grey target (1) judged against a colour source's samples (3) is
+    compared in grey — the samples' channel mean against the grey images — because grey
+    images repeated to RGB beside colour samples make colour, which the target cannot
+    show, dominate the distance. Training still sees the target at the source's channels
+    (grey repeated), so the generator is pushed towards grey as part of adapting."""
+    return min(int(source_channels), int(target_channels))
 
 
 def as_rgb(images: torch.Tensor) -> torch.Tensor:

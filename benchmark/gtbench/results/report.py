@@ -276,32 +276,65 @@ def _curves_section(
     return _html().training(parts, any_log, any_curve), notes
 
 
-def _shots_section(board: pd.DataFrame) -> str:
-    parts = []
+def _efficiency_groups(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) of every source × target × extractor × selection × protocol that was
+    run at two shot counts or more; stale rows apart from current ones, as in the
+    leaderboard's targets. Rows that do not train (``source-only``) join every training
+    protocol of their evaluation."""
+    if board.empty:
+        return []
+    evaluation = board["protocol"].str.split("-").str[0]
+    train = board["protocol"].str.split("-").str[1]
+    stale = board["stale"].astype(bool)
     keys = ["source", "dataset", "extractor", "selection"]
-    for key, rows in board.groupby(keys, sort=True):
-        if rows["shots"].nunique() < 2:
-            continue
+    groups = []
+    for key, members in board.groupby([*(board[k] for k in keys), stale, evaluation], sort=True):
+        own_train = train.loc[members.index]
+        for hash_ in sorted(set(own_train) - {"none"}) or ["none"]:
+            rows = members[own_train.isin([hash_, "none"])]
+            if rows["shots"].nunique() < 2:
+                continue
+            title = " · ".join(map(str, key[:-2])) + (" · (stale)" if key[-2] else "")
+            groups.append((title + f" · protocol {key[-1]}-{hash_}", rows))
+    titles = [t.rsplit(" · protocol", 1)[0] for t, _ in groups]
+    if len(set(titles)) == len(titles):  # the protocol only where two would share a title
+        groups = [(t, rows) for t, (_, rows) in zip(titles, groups, strict=True)]
+    return groups
+
+
+def _efficiency_panel(axis: Any, rows: pd.DataFrame, prefix: str, label: str) -> None:
+    """One measure against shots, a line per method: the mean over seeds and its 95 %
+    bootstrap interval over seeds (the seed fixes the shots)."""
+    for method, own in rows.groupby("method", sort=True):
+        own = own.sort_values("shots")
+        mean = own[f"{prefix}_mean"].astype(float)
+        low = (mean - own[f"{prefix}_ci95_low"].astype(float)).clip(lower=0).fillna(0)
+        high = (own[f"{prefix}_ci95_high"].astype(float) - mean).clip(lower=0).fillna(0)
+        axis.errorbar(
+            own["shots"], mean, yerr=[low, high], marker="o", capsize=3, label=str(method)
+        )
+    shots = sorted({int(k) for k in rows["shots"]})
+    axis.set_xscale("log")
+    axis.set_xticks(shots, [str(k) for k in shots])
+    axis.minorticks_off()
+    axis.set_xlabel("shots")
+    axis.set_ylabel(f"{label} (lower is better)")
+
+
+def _shots_section(board: pd.DataFrame) -> str:
+    """The data-efficiency plot: quality against the number of shots, per method, where a
+    target was run at two shot counts or more (left out otherwise)."""
+    parts = []
+    for title, rows in _efficiency_groups(board):
         prefix, label = _metric(rows)
-        figure = _figure(6.0, 3.8)
-        axis = figure.subplots()
-        for method, own in rows.groupby("method", sort=True):
-            own = own.sort_values("shots")
-            low = own[f"{prefix}_mean"] - own[f"{prefix}_ci95_low"]
-            high = own[f"{prefix}_ci95_high"] - own[f"{prefix}_mean"]
-            axis.errorbar(
-                own["shots"],
-                own[f"{prefix}_mean"],
-                yerr=[low.fillna(0), high.fillna(0)],
-                marker="o",
-                capsize=3,
-                label=method,
-            )
-        axis.set_xscale("log")
-        axis.set_xlabel("shots")
-        axis.set_ylabel(f"{label} (mean, 95% CI)")
-        axis.legend(fontsize=6)
-        axis.set_title(" · ".join(map(str, key)), fontsize=9)
+        panels = [(prefix, label)] + ([("kid", "KID")] if prefix == "fid" else [])
+        figure = _figure(5.2 * len(panels), 3.8)
+        axes = figure.subplots(1, len(panels), squeeze=False)[0]
+        for axis, (column, name) in zip(axes, panels, strict=True):
+            _efficiency_panel(axis, rows, column, f"{name}, mean and 95% CI over seeds")
+        axes[0].legend(fontsize=6)
+        counts = ", ".join(f"{k}: {n}" for k, n in rows.groupby("shots")["n_seeds"].max().items())
+        figure.suptitle(f"{title} (seeds per shot count — {counts})", fontsize=9)
         parts.append(_png(figure))
     return _html().shots(parts)
 
@@ -446,7 +479,7 @@ def _memorised_pairs(
         nearest,
     )
     from gtbench.plan.cells import make_plugin
-    from gtbench.plugin.images import match_format
+    from gtbench.plugin.images import compared_channels, match_format
     from gtbench.results.generate import load_generator
 
     device = torch.device("cpu")
@@ -454,11 +487,15 @@ def _memorised_pairs(
     samples = generate_images(
         generator, MEMORISED_SAMPLES, seed=record["seed"] + 20_000, device=device
     )
-    shots = match_format(_shots_of(record, dataset_cache), samples.shape[1], samples.shape[-1])
+    own = _shots_of(record, dataset_cache)
+    shots = match_format(own, samples.shape[1], samples.shape[-1])
     extractor = make_plugin("extractor", record["eval"]["extractor"])
     module = load_feature_extractor(extractor, device)
-    fake = extract_features(module, samples, device=device)
-    real = extract_features(module, shots, device=device)
+    # nearest in the channels the evaluation compares in (grey for a grey target)
+    channels = compared_channels(samples.shape[1], own.shape[1])
+    size = samples.shape[-1]
+    fake = extract_features(module, match_format(samples, channels, size), device=device)
+    real = extract_features(module, match_format(shots, channels, size), device=device)
     distance, index = nearest(fake, real)
     top = torch.argsort(distance)[:MEMORISED_SHOWN]
     pairs = torch.cat([samples[top], shots[index[top]]])
