@@ -10,9 +10,10 @@ then non-faces, then noise) and what judging colour samples against grey faces a
 Sets: the 30 shot-pool faces (real vs real), DigiFace source samples judged in grey (the
 harness's rule for a grey target) and in colour against the grey faces repeated to RGB
 (the old treatment), the 100 non-faces of ``skimage.data.lfw_subset()``, uniform noise;
-with ``--generator``, the kept generator of a run, judged in grey. KID × 1e3, mean ± std
-over 100 subsets of min(70, n) images. FID is printed for reference only: 70 evaluation
-images are fewer than the feature dimensions, so it is not valid.
+with ``--generator``, the kept generator of a run, judged in grey. KID in the
+leaderboard's units (no scaling), mean ± std over 100 subsets of min(70, n) images. FID
+is printed for reference only: 70 evaluation images are fewer than the feature
+dimensions, so it is not valid.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def main() -> None:
     torch.manual_seed(0)
     evaluation = registry.datasets().create("lfw-faces").evaluation_images()
     sets = reference_sets(args.n_samples, args.generator)
-    print(f"against the {len(evaluation)} LFW evaluation faces; KID x 1e3 (mean ± std)")
+    print(f"against the {len(evaluation)} LFW evaluation faces; KID (mean ± std)")
     for spec in args.extractors.split(","):
         module = load_feature_extractor(registry.extractors().create(spec), CPU)
         real = extract_features(module, evaluation, device=CPU)
@@ -86,8 +87,8 @@ def main() -> None:
             mean, std = kid_from_features(fake, reference, subsets=100, subset_size=size, seed=0)
             fid = fid_from_features(fake, reference)
             print(
-                f"{spec:22s} {name:38s} n={len(fake):4d}  KID {mean * 1e3:9.2f} ± "
-                f"{std * 1e3:7.2f}  FID {fid:8.1f} (not valid)"
+                f"{spec:22s} {name:38s} n={len(fake):4d}  KID {mean:10.4g} ± {std:9.2g}  "
+                f"FID {fid:8.1f} (not valid)"
             )
 
 

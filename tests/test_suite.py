@@ -166,3 +166,19 @@ def test_wrong_types_are_one_line_naming_the_key(tmp_path, text, message):
     with pytest.raises(UsageError) as caught:
         load_suite(_suite_file(tmp_path, 'methods = ["finetune"]\n' + text))
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_shots_suite_is_the_full_suites_cat_protocol_at_several_shot_counts():
+    """The data-efficiency sweep: the cats of `full` (same source, budget, evaluation and
+    extractor) at 5, 10 and 50 shots, all drawn from the cats' shot pool."""
+    from gtbench.plugin import registry
+
+    shots = load_suite("shots")
+    cats = [p for p in load_suite("full").parts() if "animals-cat" in p.datasets]
+    assert cats and shots.datasets == ["animals-cat"] and shots.sources == cats[0].sources
+    assert any(shots.train == p.train and shots.eval == p.eval for p in cats)
+    assert shots.extractor == cats[0].extractor
+    assert len(shots.shots) >= 3 and 10 in shots.shots and len(shots.seeds) >= 5
+    pool = registry.datasets().create("animals-cat").info
+    assert max(shots.shots) <= pool.shot_pool
+    assert "finetune" in shots.methods
