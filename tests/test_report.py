@@ -233,7 +233,7 @@ def test_report_draws_data_efficiency_for_targets_run_at_two_shot_counts_or_more
 
     groups = _efficiency_groups(leaderboard(run_rows(tmp_path), "finetune"))
     assert [(title, sorted(set(rows["shots"]))) for title, rows in groups] == [
-        ("debug · debug · debug · default", [5, 10, 50])
+        ("debug → debug · debug", [5, 10, 50])
     ]
 
 

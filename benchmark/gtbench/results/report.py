@@ -294,7 +294,11 @@ def _efficiency_groups(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             rows = members[own_train.isin([hash_, "none"])]
             if rows["shots"].nunique() < 2:
                 continue
-            title = " · ".join(map(str, key[:-2])) + (" · (stale)" if key[-2] else "")
+            source, dataset, extractor, selection, stale_rows, _ = key
+            title = f"{source} → {dataset} · {extractor}"
+            title += ("" if selection == "default" else f" · {selection}") + (
+                " · (stale)" if stale_rows else ""
+            )
             groups.append((title + f" · protocol {key[-1]}-{hash_}", rows))
     titles = [t.rsplit(" · protocol", 1)[0] for t, _ in groups]
     if len(set(titles)) == len(titles):  # the protocol only where two would share a title
