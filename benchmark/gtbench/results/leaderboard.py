@@ -40,7 +40,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -612,8 +612,13 @@ def first_samples(results_dir: str | Path, runs: pd.DataFrame, row: pd.Series) -
 
 # --------------------------------------------------------------------------- display
 
-# Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
-HEADLINE_EXTRAS = {"intra_cluster_diversity": "diversity", "mem_closer_to_train": "memorised"}
+# Besides FID and KID, the columns the terminal table shows (every metric is in the CSV):
+# a ranking is read beside how far the samples moved to the target.
+HEADLINE_EXTRAS = {
+    "adaptation": "adapted",
+    "intra_cluster_diversity": "diversity",
+    "mem_closer_to_train": "memorised",
+}
 BOARD_TITLE = (
     "leaderboard (mean ± std over seeds; Δ with its paired-t 95% CI, p and verdict; Holm: "
     "family-wise verdict over the target's methods; ★ better than every other method, Holm)"
@@ -756,6 +761,8 @@ class Comparison:
     is_metric: bool
     seeds: pd.DataFrame
     result: Any  # gtbench.measure.stats.PairedResult
+    # mean share of samples assigned to the target per method (nan: not measured/trusted)
+    adaptation: dict[str, float] = field(default_factory=dict)
 
 
 def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> list[Comparison]:
@@ -808,6 +815,10 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
                 bool(board.loc[members, "is_metric"].all()),
                 table,
                 stats.paired_comparison(first, second),
+                {
+                    name: float(board.loc[i].get("adaptation_mean", math.nan))
+                    for name, i in ((a, ia), (b, ib))
+                },
             )
         )
     if not comparisons:
@@ -874,6 +885,12 @@ def comparison_lines(comparison: Comparison, a: str, b: str) -> list[str]:
     if not comparison.is_metric:
         verdict += f"; {NOT_A_METRIC} (random extractor)"
     lines.append(f"mean Δ {_signed(result.delta_mean)}, 95% CI (paired t) {ci}; {verdict}")
+    adapted = {k: v for k, v in comparison.adaptation.items() if not _missing(v)}
+    if adapted:
+        shares = ", ".join(f"{name} {value:.0%}" for name, value in adapted.items())
+        lines.append(
+            f"adapted (share of samples a source-vs-target classifier calls target): {shares}"
+        )
     return lines
 
 
