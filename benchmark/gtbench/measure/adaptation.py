@@ -30,8 +30,8 @@ import torch
 from gtbench.measure import evaluation as ev
 from gtbench.plugin import registry
 from gtbench.plugin.base import Dataset, Extractor, Source
-from gtbench.plugin.spec import PluginSpec
 from gtbench.plugin.images import match_format
+from gtbench.plugin.spec import PluginSpec
 
 log = logging.getLogger(__name__)
 
