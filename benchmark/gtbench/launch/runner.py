@@ -158,6 +158,7 @@ def run_cell(
         "protocol_version": cell.get("protocol_version"),
         "selection": cell.get("selection", "default"),
         "split": cell.get("split", "evaluation"),
+        **({"budget": cell["budget"]} if cell.get("budget") else {}),
         "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
         "eval": dict(cell["eval"]),
         "metrics": {},

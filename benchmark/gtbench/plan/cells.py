@@ -257,6 +257,8 @@ def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
                         cell["curve"] = {"points": suite.curve, "n_samples": suite.curve_n_samples}
                     if suite.evaluate_on == "validation":
                         cell["split"] = "validation"
+                    if suite.budget:
+                        cell["budget"] = suite.budget
                     cell["run_id"] = run_id_of(cell)
                     plan.cells.append(cell)
     return plan

@@ -62,6 +62,9 @@ class Suite:
     # "validation": every cell (and its curve) is judged on the target's validation split,
     # never its evaluation set: for studies that choose a protocol setting (the budgets)
     evaluate_on: str = "evaluation"
+    # the name of this budget ("adapted", "long"): the leaderboard ranks each named budget
+    # apart and never pools them; part of a cell's identity when set
+    budget: str = ""
     # Parts of one sweep that need their own settings (a 64 px source with a smaller
     # budget, say): each table overrides the fields above for its own cross product.
     sweeps: list[dict[str, Any]] = field(default_factory=list)

@@ -105,6 +105,9 @@ RANK_COLUMNS = [
     "selection",
     "ci_method",
 ]
+# A suite's named horizon (`budget = "adapted"`, `"long"`): rows and rank tables of
+# different budgets are never pooled. The column appears once any record names one.
+BUDGET_LABEL = "budget"
 # Record fields (under "eval") that define what a number measures; nothing else in
 # "eval" (batch size, device, timings, notes) may split a leaderboard row.
 EVAL_IDENTITY = (
@@ -233,6 +236,7 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
             "seed": record["seed"],
             "extractor": _described(record["eval"]["extractor"], "extractor"),
             "selection": selection_of(record),
+            BUDGET_LABEL: record.get(BUDGET_LABEL) or "",
             "protocol": _protocol(record),
             "fid_valid": fid_valid(record),
             "is_metric": is_metric(record),
@@ -287,7 +291,7 @@ _NOT_AVERAGED = {
     "kid_std",
     *_FLAGS,
 }
-_ROW = [*KEY, "selection", "stale", "protocol"]
+_ROW = [*KEY, BUDGET_LABEL, "selection", "stale", "protocol"]
 
 
 def _empty_board() -> pd.DataFrame:
@@ -315,6 +319,7 @@ def targets(board: pd.DataFrame) -> dict[tuple[Any, ...], list[int]]:
             board["shots"],
             board["extractor"],
             board["selection"],
+            board[BUDGET_LABEL] if BUDGET_LABEL in board else [""] * len(board),
             board["stale"],
             evaluation,
             strict=True,
@@ -353,6 +358,7 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
         return pd.DataFrame(), []
     for column, default in (
         ("selection", DEFAULT_SELECTION),
+        (BUDGET_LABEL, ""),
         ("fid_valid", True),
         ("is_metric", True),
         ("stale", False),
@@ -422,7 +428,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         values["kid_ci95_low"][i], values["kid_ci95_high"][i] = kid_ci.low, kid_ci.high
         values["kid_ci_method"][i] = kid_ci.method
 
-    rank_targets: dict[str, list[dict[str, dict[int, float]]]] = {}
+    rank_targets: dict[tuple[str, str], list[dict[str, dict[int, float]]]] = {}
     best_votes: dict[int, list[bool]] = {}
     for _, members in sorted(targets(board).items(), key=lambda item: str(item[0])):
         target = board.loc[members]
@@ -478,7 +484,9 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         name = base_method if tuned else str
         per_method = {name(board.at[i, "method"]): seeds[i].get(metric, {}) for i in members}
         if not target["stale"].any():  # ranks: current records only
-            rank_targets.setdefault(str(target["selection"].iloc[0]), []).append(per_method)
+            horizon = str(target[BUDGET_LABEL].iloc[0])
+            group = (str(target["selection"].iloc[0]), horizon)
+            rank_targets.setdefault(group, []).append(per_method)
         for i in members:
             # best: better than every other method of the target, Holm over those
             # comparisons, and not contradicted by the family-wise verdict against ref
@@ -504,19 +512,32 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
     board["_evaluation"] = board["protocol"].str.split("-").str[0]
     board = (
         board.sort_values(
-            ["source", "dataset", "shots", "extractor", "selection", "_evaluation", "_order"],
+            [
+                "source",
+                "dataset",
+                "shots",
+                "extractor",
+                BUDGET_LABEL,
+                "selection",
+                "_evaluation",
+                "_order",
+            ],
             kind="stable",
         )
         .drop(columns=["_order", "_evaluation"])
         .reset_index(drop=True)
     )
-    order = sorted(rank_targets, key=lambda selection: (selection != DEFAULT_SELECTION, selection))
+    order = sorted(rank_targets, key=lambda key: (key[0] != DEFAULT_SELECTION, key))
     rows = [
-        {**vars(row), "selection": selection}
-        for selection in order
-        for row in stats.mean_ranks(rank_targets[selection])
+        {**vars(row), "selection": selection, BUDGET_LABEL: horizon}
+        for selection, horizon in order
+        for row in stats.mean_ranks(rank_targets[(selection, horizon)])
     ]
-    return board, pd.DataFrame(rows, columns=RANK_COLUMNS)
+    named = (board[BUDGET_LABEL] != "").any()
+    if not named:  # tables of suites without budgets keep their columns
+        board = board.drop(columns=[BUDGET_LABEL])
+    columns = [*RANK_COLUMNS, BUDGET_LABEL] if named else RANK_COLUMNS
+    return board, pd.DataFrame(rows, columns=columns)
 
 
 def base_method(described: str) -> str:
@@ -678,6 +699,8 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
         shown.append("selection")
     elif selections != {DEFAULT_SELECTION}:
         constant.append("selection")
+    if BUDGET_LABEL in board:  # budgets: never pooled, always named
+        (shown if board[BUDGET_LABEL].nunique() > 1 else constant).append(BUDGET_LABEL)
     title = BOARD_TITLE
     if any(_other_hardware(row) for _, row in board.iterrows()):
         title += "\n" + OTHER_HARDWARE
@@ -721,12 +744,12 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
 
 
 def rank_rows(ranks: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The rank table as text cells (headers, rows); a selection column only when the
-    table holds several selections."""
-    several = "selection" in ranks and ranks["selection"].nunique() > 1
-    headers = [*(["selection"] if several else []), "method", "mean rank", "95% CI", "targets"]
+    """The rank table as text cells (headers, rows); a selection (budget) column only when
+    the table holds several selections (budgets)."""
+    groups = [c for c in ("selection", BUDGET_LABEL) if c in ranks and ranks[c].nunique() > 1]
+    headers = [*groups, "method", "mean rank", "95% CI", "targets"]
     rows = [
-        [*([str(r.selection)] if several else []), str(r.method), f"{r.mean_rank:.2f}"]
+        [*(str(getattr(r, c)) for c in groups), str(r.method), f"{r.mean_rank:.2f}"]
         + [f"[{r.rank_ci95_low:.2f}, {r.rank_ci95_high:.2f}]", str(r.n_targets)]
         for r in ranks.itertuples()
     ]
