@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -49,12 +49,16 @@ from gtbench.plugin.base import Dataset, Extractor
 from gtbench.plugin.images import as_rgb, match_format, tensor_sha256, to_uint8
 from gtbench.plugin.networks import Generator
 
+if TYPE_CHECKING:
+    from gtbench.measure.adaptation import DomainClassifier
+
 __all__ = [
     "PROTOCOL_VERSION",
     "EvalSettings",
     "Evaluation",
     "Progress",
     "evaluate",
+    "evaluated_channels",
     "extract_features",
     "fid_from_features",
     "fid_invalid_reason",
@@ -483,6 +487,14 @@ def memorisation_metrics(
 # --------------------------------------------------------------------------- evaluate
 
 
+def evaluated_channels(dataset: Dataset) -> int:
+    """The channels a target judges samples in: those of its evaluation images. Grey for a
+    grey target of a colour source (:func:`~gtbench.plugin.images.compared_channels`):
+    samples, shots and the adaptation classifier's images are brought to it (channel
+    mean), so colour the target cannot show never enters a measure."""
+    return int(dataset.evaluation_images().shape[1])
+
+
 def evaluate(
     generator: Generator,
     dataset: Dataset,
@@ -494,9 +506,11 @@ def evaluate(
     device: torch.device,
     cache_dir: Path,
     progress: Progress | None = None,
+    domain: DomainClassifier | None = None,
 ) -> Evaluation:
     """Generate ``settings.n_samples`` images and measure them against ``dataset``'s
-    evaluation set (FID, KID) and against ``train_images`` (memorisation, diversity)."""
+    evaluation set (FID, KID), against ``train_images`` (memorisation, diversity) and,
+    given a ``domain`` classifier, how far they moved to the target (adaptation)."""
     device = torch.device(device)
     if settings.n_samples < 2:
         raise UsageError(f"n_samples must be at least 2 for FID/KID, got {settings.n_samples}")
@@ -514,9 +528,7 @@ def evaluate(
         progress=progress,
     )
     generated_shape = tuple(raw.shape[1:])
-    # samples and shots in the evaluation set's format: a grey target of a colour source
-    # keeps grey evaluation images, and the samples are judged in grey (channel mean)
-    channels = int(dataset.evaluation_images().shape[1])
+    channels = evaluated_channels(dataset)
     fake_images = match_format(raw, channels, info.resolution)
     train_images = match_format(train_images, channels, info.resolution)
     timings["generate_s"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -549,6 +561,8 @@ def evaluate(
         "fid_train": fid_from_features(fake, train) if len(train) >= 2 else math.nan,
         **memorisation_metrics(fake, train, real),
     }
+    if domain is not None:
+        metrics.update(domain.measure(fake))
     fid_invalid = fid_invalid_reason(len(real), len(fake), int(real.shape[1]))
     metrics["fid_valid"] = fid_invalid is None
     if progress is not None:
@@ -590,5 +604,6 @@ def evaluate(
         "cuda": device.type == "cuda",
         "timings": timings,
         **cache_info,
+        **(domain.settings() if domain is not None else {}),
     }
     return Evaluation(metrics=metrics, settings=recorded)
