@@ -336,10 +336,12 @@ def _shots_section(board: pd.DataFrame) -> str:
         figure = _figure(5.2 * len(panels), 3.8)
         axes = figure.subplots(1, len(panels), squeeze=False)[0]
         for axis, (column, name) in zip(axes, panels, strict=True):
-            _efficiency_panel(axis, rows, column, f"{name}, mean and 95% CI over seeds")
+            _efficiency_panel(axis, rows, column, name)
         axes[0].legend(fontsize=6)
         counts = ", ".join(f"{k}: {n}" for k, n in rows.groupby("shots")["n_seeds"].max().items())
-        figure.suptitle(f"{title} (seeds per shot count — {counts})", fontsize=9)
+        figure.suptitle(
+            f"{title}\nmean and 95% CI over seeds (seeds per shot count — {counts})", fontsize=9
+        )
         parts.append(_png(figure))
     return _html().shots(parts)
 
