@@ -96,7 +96,7 @@ DETAILS = [
 ]
 BUDGET = ["g_steps", "d_steps", "warmup_steps"]
 # what a run cost (record["memory"]; wall times are the record's "timings"): runs.csv has
-# them per run, the leaderboard their mean and, for memory, the largest over the seeds
+# them per run, the leaderboard the timings' means and the largest peak over the seeds
 MEMORY = ["peak_rss_mb", "cuda_peak_mb", "cuda_reserved_peak_mb"]
 # one rank table per selection (default, tuned-validation, ...): never ranked together
 RANK_COLUMNS = [
@@ -293,6 +293,7 @@ _NOT_AVERAGED = {
     "finished_at",
     "kid_std",
     *_FLAGS,
+    *MEMORY,  # the largest over the seeds instead (``*_max``)
 }
 _ROW = [*KEY, "selection", "stale", "protocol"]
 

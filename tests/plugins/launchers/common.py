@@ -11,7 +11,7 @@ import pandas as pd
 from gtbench.plan.cells import Plan, plan_suite, run_id_of
 from gtbench.plan.suite import load_suite
 
-TIMINGS = ("_s_mean", "_s_std")
+TIMINGS = ("_s_mean", "_s_std", "_mb_max")  # wall times and peak memory
 
 
 def debug_plan(seeds: tuple[int, ...] = (0,)) -> Plan:
