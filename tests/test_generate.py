@@ -102,16 +102,19 @@ def test_best_picks_the_lowest_mean_fid(results, tmp_path):
     assert len(list(tmp_path.glob("*.png"))) == 2
 
 
-def test_best_follows_the_lowest_mean_fid(results, tmp_path):
-    """Swap which method has the lower FID in a copy: the choice must follow it."""
-    fids = {}
+def test_best_follows_the_lowest_ranked_measure(results, tmp_path):
+    """Swap which method has the lower FID and KID in a copy: the choice must follow it
+    (by FID where FID is valid, by KID where the set sizes make FID invalid)."""
+    fids, kids = {}, {}
     for path in results.glob("runs/*/record.json"):
         record = json.loads(path.read_text())
         fids[record["method"]["name"]] = record["metrics"]["fid"]
+        kids[record["method"]["name"]] = record["metrics"]["kid_mean"]
     highest = max(fids, key=fids.get)
 
     def lower(record, folder):
         record["metrics"]["fid"] = min(fids.values()) / 2
+        record["metrics"]["kid_mean"] = min(kids.values()) - 1.0
 
     _copy_run(results, tmp_path, highest, lower)
     for method in fids:

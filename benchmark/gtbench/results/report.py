@@ -172,6 +172,7 @@ def _forest_section(groups: list[tuple[str, pd.DataFrame]], reference: str) -> s
 
 def _scatter_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
     panels = [
+        ("adaptation_mean", "adaptation (share of samples in the target domain)"),
         (
             "intra_cluster_diversity_mean",
             "diversity (intra-cluster distance, higher: more diverse)",
@@ -214,6 +215,7 @@ COST_COLUMNS = (
     ("setup_s_mean", "setup s", 1),
     ("train_s_mean", "train s", 1),
     ("eval_s_mean", "eval s", 1),
+    ("adaptation_s_mean", "adaptation s", 1),
     ("curve_s_mean", "curve s", 1),
     ("peak_rss_mb_max", "peak RSS MB", 0),
     ("cuda_peak_mb_max", "CUDA peak MB", 0),
