@@ -621,7 +621,7 @@ def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
     """The ``ok`` runs of one leaderboard row, by seed."""
     match = runs[runs["status"] == "ok"]
     for column in _ROW:
-        if column in match:
+        if column in match and column in row:  # a board without named budgets has no column
             match = match[match[column] == row[column]]
     return match.sort_values("seed")
 
