@@ -34,8 +34,17 @@ def _run_id_of():
     return run_id_of
 
 
-def cell_of(record: dict) -> dict:
-    """The planned cell a record was made from, as far as its identity goes."""
+def _cell_of():
+    try:
+        from gtbench.plan.identity import cell_of
+    except ImportError:  # before the identity module
+        return cell_of_record
+    return cell_of
+
+
+def cell_of_record(record: dict) -> dict:
+    """The planned cell a record was made from, as far as its identity goes (trees before
+    :func:`gtbench.plan.identity.cell_of`)."""
     evaluation = record["eval"]
     cell = {
         "schema_version": record["schema_version"],
@@ -67,7 +76,7 @@ def cell_of(record: dict) -> dict:
 
 
 def ids() -> int:
-    run_id_of = _run_id_of()
+    run_id_of, cell_of = _run_id_of(), _cell_of()
     total = differ = 0
     for folder in FOLDERS:
         for path in sorted((folder / "runs").glob("*/record.json")):
@@ -137,14 +146,18 @@ def cells(out: str) -> int:
                     "label": " ".join(cell[k]["name"] for k in ("source", "method", "dataset")),
                     "status": outcome.status,
                     "metrics": record["metrics"],
+                    "reference_key": record["eval"].get("reference_key"),
                 }
                 committed = ROOT / "results" / "reference" / "runs" / cell["run_id"] / "record.json"
                 if committed.is_file():
-                    metrics = json.loads(committed.read_text())["metrics"]
+                    committed_record = json.loads(committed.read_text())
+                    metrics = committed_record["metrics"]
                     same = sum(metrics.get(k) == v for k, v in record["metrics"].items())
+                    key = committed_record["eval"].get("reference_key")
                     found[cell["run_id"]]["committed"] = {
                         "fid": metrics.get("fid"),
                         "equal_metric_values": f"{same}/{len(record['metrics'])}",
+                        "reference_key_equal": record["eval"].get("reference_key") == key,
                     }
                 print(
                     cell["run_id"],
@@ -169,6 +182,9 @@ def compare(a: str, b: str) -> int:
                 problems.append(f"{key} {name}: {value} -> {new[key]['metrics'].get(name)}")
             else:
                 equal += 1
+        keys = old[key].get("reference_key"), new[key].get("reference_key")
+        if None not in keys and keys[0] != keys[1]:
+            problems.append(f"{key} reference_key: {keys[0]} -> {keys[1]}")
     print("\n".join(problems) or f"{len(old)} cells, {equal} metric values equal bit for bit")
     return 1 if problems else 0
 

@@ -24,7 +24,8 @@ from gtbench import __version__
 from gtbench.errors import DivergedError, GtbenchError
 from gtbench.files.assets import cache_dir
 from gtbench.measure.eval_settings import EvalSettings
-from gtbench.plan.cells import SCHEMA_VERSION, make_plugin, matched_content_hash
+from gtbench.plan.cells import Cell, make_plugin
+from gtbench.plan.identity import matched_content_hash
 from gtbench.plugin.base import Dataset, DatasetInfo, Source
 from gtbench.plugin.images import match_format, save_grid, to_unit_range
 from gtbench.plugin.networks import Generator
@@ -33,9 +34,11 @@ from gtbench.results.records import (
     RECORD,
     RUNNING,
     TRACEBACK,
+    Record,
     atomic_write_bytes,
     atomic_write_text,
     has_ok_record,
+    new_record,
     run_dir,
     write_record,
 )
@@ -127,9 +130,7 @@ def _save_weights(generator: Generator, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run_cell(
-    cell: dict[str, Any], results_dir: str | Path, report: Reporter | None = None
-) -> CellOutcome:
+def run_cell(cell: Cell, results_dir: str | Path, report: Reporter | None = None) -> CellOutcome:
     """Run one cell and write its record; never raises except on interruption.
 
     A cell that already has an ``ok`` record (``--force``) runs in a staging folder and
@@ -142,30 +143,8 @@ def run_cell(
     work = folder / STAGING if has_ok_record(results_dir, cell["run_id"]) else folder
     marker = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time()}
     atomic_write_text(folder / RUNNING, json.dumps(marker) + "\n")
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": cell["run_id"],
-        "status": "failed",
-        "error": None,
-        "source": cell["source"],
-        "method": cell["method"],
-        "dataset": cell["dataset"],
-        "shots": cell["shots"],
-        "seed": cell["seed"],
-        "dataset_content": cell.get("dataset_content"),
-        "trainer_version": cell.get("trainer_version"),
-        "protocol_version": cell.get("protocol_version"),
-        "selection": cell.get("selection", "default"),
-        "split": cell.get("split", "evaluation"),
-        "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
-        "eval": dict(cell["eval"]),
-        "metrics": {},
-        "timings": {},
-        "started_at": utc_now(),
-        "gtbench_version": __version__,
-    }
-    if cell.get("tuning"):  # how the configuration was chosen, with every trial
-        record["tuning"] = {**cell["tuning"], "history": cell.get("tuning_history", [])}
+    record = new_record(cell)
+    record.update(started_at=utc_now(), gtbench_version=__version__)
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
         record["environment"] = {
@@ -220,7 +199,7 @@ class _Curve:
         "(what most papers do); not the ranked number, which is the final fixed-budget one"
     )
 
-    def __init__(self, cell: dict[str, Any], target, shots, extractor, settings, device) -> None:  # noqa: ANN001
+    def __init__(self, cell: Cell, target, shots, extractor, settings, device) -> None:  # noqa: ANN001
         spec = cell.get("curve") or {}
         self.points = int(spec.get("points", 0))
         self.n_samples = int(spec.get("n_samples", 250))
@@ -261,7 +240,7 @@ class _Curve:
         )
         self.seconds += time.perf_counter() - clock
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Record) -> None:
         if not self.rows:
             return
         # the best point by FID only where FID is valid at every point (both sides above
@@ -278,9 +257,9 @@ class _Curve:
 
 
 def _adapt_and_evaluate(
-    cell: dict[str, Any],
+    cell: Cell,
     folder: Path,
-    record: dict[str, Any],
+    record: Record,
     report: Reporter | None,
 ) -> None:
     from gtbench.measure.evaluation import evaluate, generate_images  # torch-fidelity: only to run
@@ -310,8 +289,6 @@ def _adapt_and_evaluate(
     record["train_indices"] = list(split.train)
     # by content, so that a trial's shots can be checked against every evaluated seed's
     record["shot_sha256"] = dataset.shot_sha256s(split)
-    if apart_from is not None:
-        record["shots_apart_from_seeds"] = list(apart_from)
     # by content at the matched resolution: the images the generator trains on and is judged by
     record["shot_eval_overlap"] = target.shot_eval_overlap(split)
     if record["shot_eval_overlap"] and not target.allows_overlap():

@@ -15,22 +15,26 @@ from typing import Any
 from gtbench.errors import UsageError
 from gtbench.measure.eval_settings import DEFAULT_REFERENCE
 from gtbench.plan.cells import Plan, Skipped, describe, make_plugin
+from gtbench.plan.identity import (
+    canonical_json,
+    changed_versions,
+    difference,
+    parameter_changes,
+    same_configuration,
+)
 from gtbench.plugin import registry
 from gtbench.plugin.base import LaunchRequest
 from gtbench.plugin.spec import parse_spec
-from gtbench.results.leaderboard import PLAN_JSON, write_tables
+from gtbench.results.leaderboard import write_tables
 from gtbench.results.records import (
     FAILED_RECORD,
+    PLAN_JSON,
     RECORD,
     CorruptRecord,
     atomic_write_text,
-    changed_versions,
-    difference,
     iter_records,
-    parameter_changes,
     read_record,
     run_dir,
-    same_configuration,
 )
 
 
@@ -171,8 +175,8 @@ def check_contracts(cells: list[dict[str, Any]]) -> None:
     datasets: dict[str, dict[str, Any]] = {}
     sources: dict[str, tuple[dict[str, Any], bool]] = {}
     for cell in cells:
-        datasets.setdefault(json.dumps(cell["dataset"], sort_keys=True), cell["dataset"])
-        key = json.dumps(cell["source"], sort_keys=True)
+        datasets.setdefault(canonical_json(cell["dataset"]), cell["dataset"])
+        key = canonical_json(cell["source"])
         trains = bool(cell["train"]) or sources.get(key, (None, False))[1]
         sources[key] = (cell["source"], trains)
     for ref in datasets.values():
