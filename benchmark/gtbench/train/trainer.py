@@ -18,6 +18,7 @@ import copy
 import csv
 import io
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,13 +67,14 @@ class TrainConfig:
 class TrainStep:
     """What one update computed, handed to the method's hooks.
 
-    ``phase`` is the update: ``"d"`` (``fake`` detached, ``real``/``d_real`` set) or ``"g"``
-    (``real`` and ``d_real`` None). ``stage`` is the name of the running :class:`Phase`
-    (``"warmup"``, ``"main"``, a method's ``"probe"``...). Features are per block, in
-    block order."""
+    ``update`` says which network this update trains: ``"d"`` (``fake`` detached,
+    ``real``/``d_real`` set) or ``"g"`` (``real`` and ``d_real`` None). ``phase_name`` is
+    the name of the running :class:`Phase` (``"warmup"``, ``"main"``, a method's
+    ``"probe"``...): *phase* means a stretch of the budget and nothing else. Features are
+    per block, in block order."""
 
     index: int
-    phase: str  # "d" or "g"
+    update: str  # "d" or "g"
     z: torch.Tensor
     fake: torch.Tensor
     d_fake: torch.Tensor
@@ -81,9 +83,27 @@ class TrainStep:
     real: torch.Tensor | None = None
     d_real: torch.Tensor | None = None
     d_real_features: list[torch.Tensor] = field(default_factory=list)
-    stage: str = "main"
+    phase_name: str = "main"
     # ‖∇ extra‖ / ‖∇ adversarial‖ of this update when the trainer measured it (0-d tensor)
     reg_grad_ratio: torch.Tensor | None = None
+
+    @property
+    def phase(self) -> str:
+        """Deprecated: ``update`` (``"d"`` or ``"g"``); *phase* names a :class:`Phase`."""
+        warnings.warn(
+            "TrainStep.phase is now TrainStep.update ('d' or 'g'); a phase is a Phase",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.update
+
+    @property
+    def stage(self) -> str:
+        """Deprecated: ``phase_name``, the name of the running :class:`Phase`."""
+        warnings.warn(
+            "TrainStep.stage is now TrainStep.phase_name", DeprecationWarning, stacklevel=2
+        )
+        return self.phase_name
 
 
 @dataclass
@@ -121,6 +141,15 @@ class TrainContext:
     _source_discriminator: Discriminator | None = None
     g_optimizer: torch.optim.Optimizer | None = None
     d_optimizer: torch.optim.Optimizer | None = None
+    # called after backward, before every optimiser step (see ``before_optimizer_step``)
+    _before_step: list[Callable[[TrainContext, TrainStep], None]] = field(default_factory=list)
+
+    def before_optimizer_step(self, observer: Callable[[TrainContext, TrainStep], None]) -> None:
+        """Register ``observer(ctx, step)``, called after backward and before the optimiser
+        step of every update that steps (``step.update``): gradients are in ``p.grad`` and
+        the optimiser's state is there to mask (RICK's frozen and pruned filters). An
+        observer a method registers in ``setup``, not a hook every method carries."""
+        self._before_step.append(observer)
 
     def __post_init__(self) -> None:
         # Frozen copies of the starting networks are taken now, before any method
@@ -461,6 +490,7 @@ def train(ctx: TrainContext, method: Method) -> None:
             "phases (Method.phases), inside the same counted budget"
         )
     ctx._trained = True
+    _refuse_removed_hooks(method)
     ctx.g_optimizer = ctx.d_optimizer = None
     config = ctx.config
     ctx.generator = method.prepare_generator(ctx.generator).to(ctx.device)
@@ -511,9 +541,8 @@ def train(ctx: TrainContext, method: Method) -> None:
             d_real, d_fake = _logits(d_real_map), _logits(d_fake_map)
             step = TrainStep(
                 index, "d", z, fake, d_fake, d_fake_features, [], real, d_real,
-                d_real_features, stage=phase.name,
+                d_real_features, phase_name=phase.name,
             )  # fmt: skip
-            method.observe(ctx, step)
             loss_d = F.softplus(d_fake_map).mean() + F.softplus(-d_real_map).mean()
             extra_d = method.discriminator_loss(ctx, step)
             d_params = _trained(ctx.d_optimizer, discriminator)
@@ -533,7 +562,8 @@ def train(ctx: TrainContext, method: Method) -> None:
                     r1 = _r1_penalty(ctx, method, real)
                     (r1 * (config.r1_gamma / 2 * config.r1_every)).backward(inputs=d_params)
                     window.add("r1", r1)
-                method.before_optimizer_step(ctx, step)
+                for observer in ctx._before_step:
+                    observer(ctx, step)
                 d_moved = _moves(ctx.d_optimizer)
                 if ctx.d_optimizer is not None:
                     ctx.d_optimizer.step()
@@ -555,7 +585,7 @@ def train(ctx: TrainContext, method: Method) -> None:
                 d_out_map = method.discriminator_logits(ctx, d_out, d_features)
                 step = TrainStep(
                     index, "g", z, fake, _logits(d_out_map), d_features, g_features,
-                    stage=phase.name,
+                    phase_name=phase.name,
                 )  # fmt: skip
                 loss_g = F.softplus(-d_out_map).mean()
                 extra_g = method.generator_loss(ctx, step)
@@ -571,7 +601,8 @@ def train(ctx: TrainContext, method: Method) -> None:
                         window.add("reg_grad_ratio", ratio)
                         if recorded:
                             ratios["reg_grad_ratio"].append(ratio)
-                    method.before_optimizer_step(ctx, step)
+                    for observer in ctx._before_step:
+                        observer(ctx, step)
                     g_moved = _moves(ctx.g_optimizer)
                     if ctx.g_optimizer is not None:
                         ctx.g_optimizer.step()
@@ -595,7 +626,6 @@ def train(ctx: TrainContext, method: Method) -> None:
                     ctx.progress(index, config.iters, stats)
             if index in ctx.curve_steps and ctx.on_curve is not None:
                 ctx.on_curve(index, ctx.g_ema)
-        method.on_phase_end(ctx, phase)
     ctx.phase = None
     for name, values in ratios.items():
         if values:
@@ -604,6 +634,24 @@ def train(ctx: TrainContext, method: Method) -> None:
         ctx.state["final_losses"] = {
             k: float(v) for k, v in pending.items() if math.isfinite(float(v))
         }
+
+
+# Hooks one built-in method each used, gone from Method (issue 21: every hook serves two
+# methods or the trainer); a method that still defines one is refused, never ignored.
+REMOVED_HOOKS = {
+    "observe": "read step.d_real in after_step, where step.update == 'd'",
+    "on_phase_end": "do it in on_phase_start of the next phase, or in extra_metrics",
+    "before_optimizer_step": "register an observer in setup: ctx.before_optimizer_step(fn)",
+}
+
+
+def _refuse_removed_hooks(method: Method) -> None:
+    for name, instead in REMOVED_HOOKS.items():
+        if callable(getattr(method, name, None)):
+            raise TypeError(
+                f"method {method.name!r} defines {name}(), a hook gtbench no longer calls: "
+                f"{instead}"
+            )
 
 
 def _r1_penalty(ctx: TrainContext, method: Method, real: torch.Tensor) -> torch.Tensor:
