@@ -34,49 +34,10 @@ def _run_id_of():
     return run_id_of
 
 
-def _cell_of():
-    try:
-        from gtbench.plan.identity import cell_of
-    except ImportError:  # before the identity module
-        return cell_of_record
-    return cell_of
-
-
-def cell_of_record(record: dict) -> dict:
-    """The planned cell a record was made from, as far as its identity goes (trees before
-    :func:`gtbench.plan.identity.cell_of`)."""
-    evaluation = record["eval"]
-    cell = {
-        "schema_version": record["schema_version"],
-        "protocol_version": record["protocol_version"],
-        "trainer_version": record["trainer_version"],
-        "source": record["source"],
-        "method": record["method"],
-        "dataset": record["dataset"],
-        "dataset_content": record["dataset_content"],
-        "shots": record["shots"],
-        "seed": record["seed"],
-        "train": record["hparams"]["train"],
-        "eval": {
-            "extractor": evaluation["extractor"],
-            "n_samples": evaluation["n_samples"],
-            "kid_subset_size": evaluation.get(
-                "kid_subset_size_requested", evaluation["kid_subset_size"]
-            ),
-            "kid_subsets": evaluation["kid_subsets"],
-        },
-    }
-    if record.get("selection", "default") != "default":
-        cell["selection"] = record["selection"]
-    if record.get("split", "evaluation") != "evaluation":
-        cell["split"] = record["split"]
-    if record.get("tuning"):
-        cell["tuning"] = {k: v for k, v in record["tuning"].items() if k != "history"}
-    return cell
-
-
 def ids() -> int:
-    run_id_of, cell_of = _run_id_of(), _cell_of()
+    from gtbench.plan.identity import cell_of  # the current tree's (ids checks this one)
+
+    run_id_of = _run_id_of()
     total = differ = 0
     for folder in FOLDERS:
         for path in sorted((folder / "runs").glob("*/record.json")):

@@ -514,6 +514,17 @@ def train(ctx: TrainContext, method: Method) -> None:
     pending: dict[str, torch.Tensor] = {}
     batch = config.batch_size
     index = 0
+
+    def note_ratio(step: TrainStep, name: str, ratio: torch.Tensor | None, kept: bool) -> None:
+        """An update's measured regulariser strength: on the step, in the log's window and,
+        over the last 10 % of that network's updates (``kept``), in the record's mean."""
+        if ratio is None:
+            return
+        step.reg_grad_ratio = ratio
+        window.add(name, ratio)
+        if kept:
+            ratios[name].append(ratio)
+
     for phase in phases:
         ctx.phase, ctx.phase_step = phase, 0
         method.on_phase_start(ctx, phase)
@@ -553,20 +564,12 @@ def train(ctx: TrainContext, method: Method) -> None:
                 first_of_row = index % config.check_every == 0
                 recorded = ctx.d_steps >= measure_d_from
                 ratio = _backward(loss_d, extra_d, d_params, recorded or first_of_row)
-                if ratio is not None:
-                    step.reg_grad_ratio = ratio
-                    window.add("reg_grad_ratio_d", ratio)
-                    if recorded:
-                        ratios["reg_grad_ratio_d"].append(ratio)
+                note_ratio(step, "reg_grad_ratio_d", ratio, recorded)
                 if config.r1_gamma > 0 and index % config.r1_every == 0:
                     r1 = _r1_penalty(ctx, method, real)
                     (r1 * (config.r1_gamma / 2 * config.r1_every)).backward(inputs=d_params)
                     window.add("r1", r1)
-                for observer in ctx._before_step:
-                    observer(ctx, step)
-                d_moved = _moves(ctx.d_optimizer)
-                if ctx.d_optimizer is not None:
-                    ctx.d_optimizer.step()
+                d_moved = _optimizer_step(ctx, ctx.d_optimizer, step)
             ctx.d_steps += int(d_moved)
             ctx.images_seen += batch
             method.after_step(ctx, step)
@@ -596,16 +599,8 @@ def train(ctx: TrainContext, method: Method) -> None:
                     recorded = ctx.g_steps >= measure_g_from
                     first_of_row = index % config.check_every == 0
                     ratio = _backward(loss_g, extra_g, g_params, recorded or first_of_row)
-                    if ratio is not None:
-                        step.reg_grad_ratio = ratio
-                        window.add("reg_grad_ratio", ratio)
-                        if recorded:
-                            ratios["reg_grad_ratio"].append(ratio)
-                    for observer in ctx._before_step:
-                        observer(ctx, step)
-                    g_moved = _moves(ctx.g_optimizer)
-                    if ctx.g_optimizer is not None:
-                        ctx.g_optimizer.step()
+                    note_ratio(step, "reg_grad_ratio", ratio, recorded)
+                    g_moved = _optimizer_step(ctx, ctx.g_optimizer, step)
                 ctx.g_steps += int(g_moved)
                 beta = ema_beta(config, (ctx.g_steps - ema_start) * batch, rampup)
                 update_ema(ctx.g_ema, generator, beta)
@@ -634,6 +629,19 @@ def train(ctx: TrainContext, method: Method) -> None:
         ctx.state["final_losses"] = {
             k: float(v) for k, v in pending.items() if math.isfinite(float(v))
         }
+
+
+def _optimizer_step(
+    ctx: TrainContext, optimizer: torch.optim.Optimizer | None, step: TrainStep
+) -> bool:
+    """The registered observers (gradients present), then the optimiser step; whether a
+    parameter of the network moved (:func:`_moves`, judged before the step)."""
+    for observer in ctx._before_step:
+        observer(ctx, step)
+    moved = _moves(optimizer)
+    if optimizer is not None:
+        optimizer.step()
+    return moved
 
 
 # Hooks one built-in method each used, gone from Method (issue 21: every hook serves two
