@@ -24,6 +24,7 @@ no torch (the trainer's settings are read when a cell's identity is computed).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 from gtbench.measure.eval_settings import EvalSettings
@@ -104,8 +105,6 @@ def matched_content_hash(content_hash: str, resolution: int, channels: int) -> s
     ``channels`` (the source's format, as :class:`gtbench.launch.runner.MatchedTarget`
     converts it): part of a cell's identity, computed at plan time without converting any
     image."""
-    import hashlib
-
     from gtbench.plugin.images import RESIZE_MODE  # torch: only when a plan is made
 
     key = f"{content_hash}:{resolution}:{channels}:{RESIZE_MODE}"
