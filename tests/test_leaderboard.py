@@ -1,3 +1,4 @@
+import json
 import math
 import multiprocessing
 
@@ -370,3 +371,26 @@ def test_leaderboard_command_prints_the_mean_rank_only_over_several_targets(tmp_
     ranked = {line.split()[0]: line.split() for line in lines[start + 2 : start + 4]}
     # every seed keeps each target's order (cdc worse on one, better on the other)
     assert ranked["finetune"][1:] == ranked["cdc"][1:] == ["1.50", "[1.50,", "1.50]", "2"]
+
+
+def test_named_budgets_are_ranked_apart_never_pooled(tmp_path):
+    from tests.helpers import gtbench
+
+    suite = tmp_path / "budgets.toml"
+    suite.write_text(
+        'sources = ["debug"]\nmethods = ["finetune", "scratch"]\ndatasets = ["debug"]\n'
+        'seeds = [0, 1]\nextractor = "debug"\n[train]\nbatch_size = 4\n[eval]\n'
+        "n_samples = 40\n"
+        '[[sweeps]]\nbudget = "adapted"\n[sweeps.train]\niters = 2\n'
+        '[[sweeps]]\nbudget = "long"\n[sweeps.train]\niters = 4\n'
+    )
+    result = gtbench("run", "--suite", str(suite), results=tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert sorted(set(board["budget"])) == ["adapted", "long"]
+    assert (board.groupby(["method", "budget"])["n_seeds"].max() == 2).all()  # never pooled
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("runs/*/record.json")]
+    assert {r["budget"] for r in records} == {"adapted", "long"}
+    assert len({r["run_id"] for r in records}) == 8
+    shown = gtbench("leaderboard", results=tmp_path / "out")
+    assert "budget" in shown.output and "adapted" in shown.output and "long" in shown.output

@@ -14,6 +14,7 @@ from gtbench.train.trainer import (
     TrainConfig,
     build_context,
     ema_beta,
+    ema_half_life_images,
     recompute_batchnorm_stats,
     resolve_phases,
     train,
@@ -112,9 +113,49 @@ def test_ema_ramps_up_only_from_scratch():
     assert ema_beta(config, 16, rampup=False) == ema_beta(config, 10**7)
 
 
+def test_ema_half_life_is_a_share_of_the_run_unless_set_in_kimg():
+    assert ema_half_life_images(TrainConfig(iters=100, batch_size=16)) == 0.05 * 1600
+    assert ema_half_life_images(TrainConfig(iters=2000, batch_size=8, ema_half_life=0.1)) == 1600
+    assert ema_half_life_images(TrainConfig(iters=100, batch_size=16, ema_kimg=2)) == 2000
+
+
+class _Drift(Method):
+    """Moves G along a straight line, an equal share per G step, to the end of the run
+    (the learning rate is 0, so the optimiser adds nothing): a toy of fine-tuning's drift."""
+
+    def before_optimizer_step(self, ctx, step):
+        if step.phase != "g":
+            return
+        if "start" not in ctx.state:
+            gen = torch.Generator().manual_seed(1)
+            ctx.state["start"] = _weights(ctx.generator).clone()
+            ctx.state["delta"] = torch.randn(ctx.state["start"].shape, generator=gen)
+        share = (ctx.g_steps + 1) / ctx.config.iters
+        weights = ctx.state["start"] + share * ctx.state["delta"]
+        torch.nn.utils.vector_to_parameters(weights, ctx.generator.parameters())
+
+
+def _share_of_drift_in_ema(**config):
+    ctx = _context(lr_g=0.0, **config)
+    train(ctx, _Drift())
+    start, delta = ctx.state["start"], ctx.state["delta"]
+    assert torch.allclose(_weights(ctx.generator), start + delta, atol=1e-5)  # drifted all the way
+    return float((_weights(ctx.g_ema) - start) @ delta / (delta @ delta))
+
+
+@pytest.mark.parametrize(("iters", "batch_size"), [(100, 16), (400, 4), (50, 8)])
+def test_ema_reflects_most_of_a_drift_at_any_budget(iters, batch_size):
+    assert _share_of_drift_in_ema(iters=iters, batch_size=batch_size) >= 0.8
+
+
+def test_a_fixed_2_kimg_ema_lagged_a_100_step_run():
+    # the old default: half-life 125 steps at batch 16, longer than the run
+    assert _share_of_drift_in_ema(iters=100, batch_size=16, ema_kimg=2.0) < 0.5
+
+
 @pytest.mark.parametrize("from_pretrained", [True, False])
 def test_ema_after_one_step(from_pretrained):
-    ctx = _context(iters=1, from_pretrained=from_pretrained)
+    ctx = _context(iters=1, from_pretrained=from_pretrained, ema_kimg=2.0)
     start = _weights(ctx.generator)
     train(ctx, Method())
     beta = ema_beta(ctx.config, ctx.config.batch_size, rampup=not from_pretrained)

@@ -6,6 +6,7 @@ succeeded or was already done, 1 when any cell failed, 2 for a usage error."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -561,13 +562,21 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _cell_line(cell: dict[str, Any], record: dict[str, Any] | None, label: str) -> tuple[str, str]:
-    """(status, text) of a finished cell: label, run id, FID or the error."""
+    """(status, text) of a finished cell: label, run id, the ranked measure (FID, or KID
+    where FID is not valid for the set sizes) and the adaptation share, or the error."""
     status = record["status"] if record else "failed"
-    fid = (record or {}).get("metrics", {}).get("fid")
-    shown = f"fid {fid:.2f}" if isinstance(fid, float) else (record or {}).get("error", "")
+    metrics = (record or {}).get("metrics", {})
     evaluated = (record or {}).get("eval", {})
-    if isinstance(fid, float) and evaluated.get("fid_valid") is False:
-        shown += " (FID not valid: too few images for the feature size; read KID)"
+    fid, kid = metrics.get("fid"), metrics.get("kid_mean")
+    if isinstance(fid, float) and evaluated.get("fid_valid") is False and isinstance(kid, float):
+        shown = f"kid {kid:.4f} (FID not valid: too few images for the feature size)"
+    elif isinstance(fid, float):
+        shown = f"fid {fid:.2f}"
+    else:
+        shown = (record or {}).get("error", "")
+    adaptation = metrics.get("adaptation")
+    if isinstance(adaptation, float) and not math.isnan(adaptation):
+        shown += f" · adapted {adaptation:.0%}"
     if isinstance(fid, float) and evaluated.get("is_metric") is False:
         shown += f" ({cell['eval']['extractor']['name']} extractor: not a metric)"
     return status, f"{label} {cell['run_id']} {shown}".rstrip()

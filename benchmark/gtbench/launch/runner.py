@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -189,9 +190,19 @@ def _move_in(staged: Path, folder: Path) -> None:
 
 
 class _Curve:
-    """FID/KID of the EMA at evenly spaced steps (``--curve N``), each from a cheaper
-    evaluation of ``curve_n_samples`` images on a copy whose BatchNorm statistics are
-    recomputed, as the final one's are. Never the ranked number."""
+    """FID/KID, memorisation, diversity and adaptation of the EMA at evenly spaced steps
+    (``--curve N``), each from a cheaper evaluation of ``curve_n_samples`` images on a copy
+    whose BatchNorm statistics are recomputed, as the final one's are. Never the ranked
+    number."""
+
+    METRICS = (
+        "fid",
+        "kid_mean",
+        "mem_closer_to_train",
+        "intra_cluster_diversity",
+        "shot_coverage",
+        "adaptation",
+    )
 
     NOTE = (
         "fid_best_over_training (kid_best_over_training where FID is not valid for the "
@@ -199,8 +210,9 @@ class _Curve:
         "(what most papers do); not the ranked number, which is the final fixed-budget one"
     )
 
-    def __init__(self, cell: Cell, target, shots, extractor, settings, device) -> None:  # noqa: ANN001
+    def __init__(self, cell: Cell, target, shots, extractor, settings, device, domain) -> None:  # noqa: ANN001
         spec = cell.get("curve") or {}
+        self.domain = domain
         self.points = int(spec.get("points", 0))
         self.n_samples = int(spec.get("n_samples", 250))
         self.seed, self.device = cell["seed"], device
@@ -228,12 +240,12 @@ class _Curve:
             seed=self.seed,
             device=self.device,
             cache_dir=cache_dir(),
+            domain=self.domain,
         )
         self.rows.append(
             {
                 "step": step,
-                "fid": result.metrics["fid"],
-                "kid_mean": result.metrics["kid_mean"],
+                **{name: result.metrics.get(name, math.nan) for name in self.METRICS},
                 "fid_valid": bool(result.metrics["fid_valid"]),
                 "n_samples": self.n_samples,
             }
@@ -254,6 +266,24 @@ class _Curve:
         record["metrics"][f"{by}_best_over_training"] = best[column]
         record["metrics"][f"{by}_best_step"] = best["step"]
         record["timings"]["curve_s"] = round(self.seconds, 3)
+
+
+def _domain_classifier(cell, source, target, extractor, device, report):  # noqa: ANN001, ANN202
+    """The source-vs-target classifier behind the adaptation measure (its source side
+    cached by identity); torch's global RNG is left as it was."""
+    from gtbench.measure.adaptation import domain_classifier, source_domain  # torch-fidelity
+
+    with torch.random.fork_rng(devices=[]):
+        identity, images = source_domain(source, target, device=device)
+        return domain_classifier(
+            identity,
+            images,
+            target,
+            extractor,
+            device=device,
+            cache_dir=cache_dir(),
+            progress=report,
+        )
 
 
 def _adapt_and_evaluate(
@@ -297,6 +327,11 @@ def _adapt_and_evaluate(
             "are also evaluation images (same content); remove them or pass allow_overlap=true"
         )
 
+    start = time.perf_counter()
+    extractor.check_available()
+    domain = _domain_classifier(cell, source, target, extractor, device, report)
+    record["timings"]["adaptation_s"] = round(time.perf_counter() - start, 3)
+
     torch.manual_seed(cell["seed"])
     networks = source.load(pretrained=method.start_from_pretrained)
     if networks.notes:
@@ -325,7 +360,7 @@ def _adapt_and_evaluate(
         ctx.progress = lambda done, total, stats: report("train", done, total)
     settings_fields = EvalSettings.__dataclass_fields__
     settings = EvalSettings(**{k: v for k, v in cell["eval"].items() if k in settings_fields})
-    curve = _Curve(cell, target, shots, extractor, settings, device)
+    curve = _Curve(cell, target, shots, extractor, settings, device, domain)
     if method.trains() and curve.points > 0:
         ctx.curve_steps = curve_steps(config.iters, curve.points)
         ctx.on_curve = curve.evaluate
@@ -362,6 +397,7 @@ def _adapt_and_evaluate(
         device=device,
         cache_dir=cache_dir(),
         progress=report,
+        domain=domain,
     )
     record["timings"]["eval_s"] = round(time.perf_counter() - start, 3)
     record["metrics"] = evaluation.metrics

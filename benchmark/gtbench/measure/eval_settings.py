@@ -14,7 +14,9 @@ __all__ = ["DEFAULT_REFERENCE", "PROTOCOL_VERSION", "EvalSettings"]
 # records made under the older protocol are stale, never "done".
 # 2: KID from kernel matrices computed once for all subsets (equal to torch-fidelity's
 #    per-subset loop within float64 rounding, not bitwise)
-PROTOCOL_VERSION = "2"
+# 3: every evaluation measures adaptation (share of samples a source-vs-target classifier
+#    assigns to the target), curves carry memorisation, diversity and adaptation
+PROTOCOL_VERSION = "3"
 
 # The method paired statistics compare with unless told otherwise (`--reference`): the
 # one place a method name is part of the protocol.

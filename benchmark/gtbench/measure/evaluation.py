@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ from gtbench.measure.feature_identity import reference_keys
 from gtbench.plugin.base import Dataset, Extractor
 from gtbench.plugin.images import as_rgb, match_format, to_uint8
 from gtbench.plugin.networks import Generator
+
+if TYPE_CHECKING:
+    from gtbench.measure.adaptation import DomainClassifier
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -484,9 +487,11 @@ def evaluate(
     device: torch.device,
     cache_dir: Path,
     progress: Progress | None = None,
+    domain: DomainClassifier | None = None,
 ) -> Evaluation:
     """Generate ``settings.n_samples`` images and measure them against ``dataset``'s
-    evaluation set (FID, KID) and against ``train_images`` (memorisation, diversity)."""
+    evaluation set (FID, KID), against ``train_images`` (memorisation, diversity) and,
+    given a ``domain`` classifier, how far they moved to the target (adaptation)."""
     device = torch.device(device)
     if settings.n_samples < 2:
         raise UsageError(f"n_samples must be at least 2 for FID/KID, got {settings.n_samples}")
@@ -535,6 +540,8 @@ def evaluate(
         "fid_train": fid_from_features(fake, train) if len(train) >= 2 else math.nan,
         **memorisation_metrics(fake, train, real),
     }
+    if domain is not None:
+        metrics.update(domain.measure(fake))
     fid_invalid = fid_invalid_reason(len(real), len(fake), int(real.shape[1]))
     metrics["fid_valid"] = fid_invalid is None
     if progress is not None:
@@ -571,5 +578,6 @@ def evaluate(
         "cuda": device.type == "cuda",
         "timings": timings,
         **cache_info,
+        **(domain.settings() if domain is not None else {}),
     }
     return Evaluation(metrics=metrics, settings=recorded)

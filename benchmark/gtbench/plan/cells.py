@@ -52,7 +52,8 @@ class Cell(_CellRequired, total=False):
 
     curve: dict[str, int]  # {"points", "n_samples"}; never part of the identity
     selection: str  # "trial", "tuned-validation", ...; absent: "default"
-    split: str  # "validation" for tuning trials; absent: "evaluation"
+    split: str  # "validation" for tuning trials and regime cells; absent: "evaluation"
+    budget: str  # the suite part's named horizon ("adapted", "long"); absent: none
     shots_apart_from_seeds: list[int]  # a trial's shots are drawn apart from these seeds'
     tuning: dict[str, Any]  # how a tuned cell's configuration was chosen
     tuning_history: list[dict[str, Any]]  # every trial of that choice (not identity)
@@ -184,6 +185,10 @@ def _plan_part(suite: Suite, hashes: dict[str, Any]) -> Plan:
         raise UsageError(f"curve must be a whole number of points >= 0, got {suite.curve!r}")
     if not isinstance(suite.curve_n_samples, int) or suite.curve_n_samples < 2:
         raise UsageError(f"curve_n_samples must be an integer >= 2, got {suite.curve_n_samples!r}")
+    if suite.evaluate_on not in ("evaluation", "validation"):
+        raise UsageError(
+            f'evaluate_on must be "evaluation" or "validation", got {suite.evaluate_on!r}'
+        )
 
     dataset_objects: list[Dataset] = [make_plugin("dataset", d) for d in datasets]
     for ref, dataset in zip(datasets, dataset_objects, strict=True):
@@ -193,6 +198,11 @@ def _plan_part(suite: Suite, hashes: dict[str, Any]) -> Plan:
             raise UsageError(
                 f"--shots {too_many[0]} is larger than dataset {describe(ref, 'dataset')!r} "
                 f"allows ({dataset.info.size} images, shot pool {pool})"
+            )
+        if suite.evaluate_on == "validation" and dataset.info.validation <= 0:
+            raise UsageError(
+                f'evaluate_on = "validation": dataset {describe(ref, "dataset")!r} has no '
+                "validation split"
             )
     plan = Plan()
     for source_ref in sources:
@@ -235,6 +245,10 @@ def _plan_part(suite: Suite, hashes: dict[str, Any]) -> Plan:
                     }
                     if suite.curve and method.trains():
                         cell["curve"] = {"points": suite.curve, "n_samples": suite.curve_n_samples}
+                    if suite.evaluate_on == "validation":
+                        cell["split"] = "validation"
+                    if suite.budget:
+                        cell["budget"] = suite.budget
                     cell["run_id"] = identity.run_id_of(cell)
                     plan.cells.append(cell)
     return plan

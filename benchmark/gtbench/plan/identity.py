@@ -41,6 +41,7 @@ __all__ = [
     "EVAL_IDENTITY",
     "KINDS",
     "SCHEMA_VERSION",
+    "budget_of",
     "canonical_json",
     "cell_key",
     "cell_of",
@@ -161,6 +162,8 @@ def cell_of(record: dict[str, Any]) -> dict[str, Any]:
         cell["split"] = record["split"]
     if record.get("shots_apart_from_seeds") is not None:
         cell["shots_apart_from_seeds"] = record["shots_apart_from_seeds"]
+    if budget_of(record):
+        cell["budget"] = record["budget"]
     if record.get("tuning"):
         cell["tuning"] = {k: v for k, v in record["tuning"].items() if k != "history"}
     return cell
@@ -189,13 +192,19 @@ def selection_of(item: dict[str, Any]) -> str:
     return str(selection)
 
 
+def budget_of(item: dict[str, Any]) -> str:
+    """The named horizon of a record's or a cell's suite part (``adapted``, ``long``); ""
+    when it names none. Cells of different budgets are never the same cell."""
+    return str(item.get("budget") or "")
+
+
 def cell_key(item: dict[str, Any]) -> tuple[Any, ...]:
-    """Plugin names, shots, seed, split and selection of a record or a cell: a tuning
-    trial (validation split) and a default or tuned run on the evaluation set are never
-    the same cell, even with equal settings."""
+    """Plugin names, shots, seed, split, selection and budget of a record or a cell: a
+    tuning trial (validation split) and a default or tuned run on the evaluation set are
+    never the same cell, even with equal settings; nor are two named budgets."""
     names = tuple(str(plugin_ref_of(item, kind).get("name")) for kind in KINDS)
     split = item.get("split") or "evaluation"
-    return (*names, item.get("shots"), item.get("seed"), split, selection_of(item))
+    return (*names, item.get("shots"), item.get("seed"), split, selection_of(item), budget_of(item))
 
 
 def _settings(item: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -59,6 +59,12 @@ class Suite:
     # cheaper evaluation of `curve_n_samples` images; never the ranked number
     curve: int = 0
     curve_n_samples: int = 250
+    # "validation": every cell (and its curve) is judged on the target's validation split,
+    # never its evaluation set: for studies that choose a protocol setting (the budgets)
+    evaluate_on: str = "evaluation"
+    # the name of this budget ("adapted", "long"): the leaderboard ranks each named budget
+    # apart and never pools them; part of a cell's identity when set
+    budget: str = ""
     # Parts of one sweep that need their own settings (a 64 px source with a smaller
     # budget, say): each table overrides the fields above for its own cross product.
     sweeps: list[dict[str, Any]] = field(default_factory=list)

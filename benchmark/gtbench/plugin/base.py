@@ -140,6 +140,10 @@ class Source(Plugin, ABC):
     """A pretrained generator, and its discriminator when it has one."""
 
     kind: ClassVar[str] = "source"
+    # The registered dataset of the images the source was pretrained on (its domain), the
+    # source side of the adaptation measure's classifier. None: samples of the pretrained
+    # generator stand in, which also separates real from generated (docs/protocol.md).
+    domain_dataset: ClassVar[str | None] = None
 
     @property
     @abstractmethod

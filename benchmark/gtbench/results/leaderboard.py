@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,9 @@ RANK_COLUMNS = [
     "selection",
     "ci_method",
 ]
+# A suite's named horizon (`budget = "adapted"`, `"long"`): rows and rank tables of
+# different budgets are never pooled. The column appears once any record names one.
+BUDGET_LABEL = "budget"
 _FLAGS = ["fid_valid", "is_metric"]
 
 
@@ -210,6 +213,7 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
             "seed": record["seed"],
             "extractor": _described(record["eval"]["extractor"], "extractor"),
             "selection": identity.selection_of(record),
+            BUDGET_LABEL: identity.budget_of(record),
             "protocol": identity.protocol_of(record),
             "fid_valid": fid_valid(record),
             "is_metric": is_metric(record),
@@ -262,7 +266,7 @@ _NOT_AVERAGED = {
     "kid_std",
     *_FLAGS,
 }
-_ROW = [*KEY, "selection", "stale", "protocol"]
+_ROW = [*KEY, BUDGET_LABEL, "selection", "stale", "protocol"]
 
 
 def _empty_board() -> pd.DataFrame:
@@ -290,6 +294,7 @@ def targets(board: pd.DataFrame) -> dict[tuple[Any, ...], list[int]]:
             board["shots"],
             board["extractor"],
             board["selection"],
+            board[BUDGET_LABEL] if BUDGET_LABEL in board else [""] * len(board),
             board["stale"],
             evaluation,
             strict=True,
@@ -328,6 +333,7 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
         return pd.DataFrame(), []
     for column, default in (
         ("selection", DEFAULT_SELECTION),
+        (BUDGET_LABEL, ""),
         ("fid_valid", True),
         ("is_metric", True),
         ("stale", False),
@@ -397,7 +403,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         values["kid_ci95_low"][i], values["kid_ci95_high"][i] = kid_ci.low, kid_ci.high
         values["kid_ci_method"][i] = kid_ci.method
 
-    rank_targets: dict[str, list[dict[str, dict[int, float]]]] = {}
+    rank_targets: dict[tuple[str, str], list[dict[str, dict[int, float]]]] = {}
     best_votes: dict[int, list[bool]] = {}
     for _, members in sorted(targets(board).items(), key=lambda item: str(item[0])):
         target = board.loc[members]
@@ -453,7 +459,9 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
         name = base_method if tuned else str
         per_method = {name(board.at[i, "method"]): seeds[i].get(metric, {}) for i in members}
         if not target["stale"].any():  # ranks: current records only
-            rank_targets.setdefault(str(target["selection"].iloc[0]), []).append(per_method)
+            horizon = str(target[BUDGET_LABEL].iloc[0])
+            group = (str(target["selection"].iloc[0]), horizon)
+            rank_targets.setdefault(group, []).append(per_method)
         for i in members:
             # best: better than every other method of the target, Holm over those
             # comparisons, and not contradicted by the family-wise verdict against ref
@@ -479,19 +487,32 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
     board["_evaluation"] = board["protocol"].str.split("-").str[0]
     board = (
         board.sort_values(
-            ["source", "dataset", "shots", "extractor", "selection", "_evaluation", "_order"],
+            [
+                "source",
+                "dataset",
+                "shots",
+                "extractor",
+                BUDGET_LABEL,
+                "selection",
+                "_evaluation",
+                "_order",
+            ],
             kind="stable",
         )
         .drop(columns=["_order", "_evaluation"])
         .reset_index(drop=True)
     )
-    order = sorted(rank_targets, key=lambda selection: (selection != DEFAULT_SELECTION, selection))
+    order = sorted(rank_targets, key=lambda key: (key[0] != DEFAULT_SELECTION, key))
     rows = [
-        {**vars(row), "selection": selection}
-        for selection in order
-        for row in stats.mean_ranks(rank_targets[selection])
+        {**vars(row), "selection": selection, BUDGET_LABEL: horizon}
+        for selection, horizon in order
+        for row in stats.mean_ranks(rank_targets[(selection, horizon)])
     ]
-    return board, pd.DataFrame(rows, columns=RANK_COLUMNS)
+    named = (board[BUDGET_LABEL] != "").any()
+    if not named:  # tables of suites without budgets keep their columns
+        board = board.drop(columns=[BUDGET_LABEL])
+    columns = [*RANK_COLUMNS, BUDGET_LABEL] if named else RANK_COLUMNS
+    return board, pd.DataFrame(rows, columns=columns)
 
 
 def base_method(described: str) -> str:
@@ -587,8 +608,13 @@ def first_samples(results_dir: str | Path, runs: pd.DataFrame, row: pd.Series) -
 
 # --------------------------------------------------------------------------- display
 
-# Besides FID and KID, the columns the terminal table shows (every metric is in the CSV).
-HEADLINE_EXTRAS = {"intra_cluster_diversity": "diversity", "mem_closer_to_train": "memorised"}
+# Besides FID and KID, the columns the terminal table shows (every metric is in the CSV):
+# a ranking is read beside how far the samples moved to the target.
+HEADLINE_EXTRAS = {
+    "adaptation": "adapted",
+    "intra_cluster_diversity": "diversity",
+    "mem_closer_to_train": "memorised",
+}
 BOARD_TITLE = (
     "leaderboard (mean ± std over seeds; Δ with its paired-t 95% CI, p and verdict; Holm: "
     "family-wise verdict over the target's methods; ★ better than every other method, Holm)"
@@ -648,6 +674,8 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
         shown.append("selection")
     elif selections != {DEFAULT_SELECTION}:
         constant.append("selection")
+    if BUDGET_LABEL in board:  # budgets: never pooled, always named
+        (shown if board[BUDGET_LABEL].nunique() > 1 else constant).append(BUDGET_LABEL)
     title = BOARD_TITLE
     if any(_other_hardware(row) for _, row in board.iterrows()):
         title += "\n" + OTHER_HARDWARE
@@ -691,12 +719,12 @@ def board_cells(board: pd.DataFrame) -> tuple[str, list[str], list[list[str]], l
 
 
 def rank_rows(ranks: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The rank table as text cells (headers, rows); a selection column only when the
-    table holds several selections."""
-    several = "selection" in ranks and ranks["selection"].nunique() > 1
-    headers = [*(["selection"] if several else []), "method", "mean rank", "95% CI", "targets"]
+    """The rank table as text cells (headers, rows); a selection (budget) column only when
+    the table holds several selections (budgets)."""
+    groups = [c for c in ("selection", BUDGET_LABEL) if c in ranks and ranks[c].nunique() > 1]
+    headers = [*groups, "method", "mean rank", "95% CI", "targets"]
     rows = [
-        [*([str(r.selection)] if several else []), str(r.method), f"{r.mean_rank:.2f}"]
+        [*(str(getattr(r, c)) for c in groups), str(r.method), f"{r.mean_rank:.2f}"]
         + [f"[{r.rank_ci95_low:.2f}, {r.rank_ci95_high:.2f}]", str(r.n_targets)]
         for r in ranks.itertuples()
     ]
@@ -731,6 +759,8 @@ class Comparison:
     is_metric: bool
     seeds: pd.DataFrame
     result: Any  # gtbench.measure.stats.PairedResult
+    # mean share of samples assigned to the target per method (nan: not measured/trusted)
+    adaptation: dict[str, float] = field(default_factory=dict)
 
 
 def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> list[Comparison]:
@@ -783,6 +813,10 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
                 bool(board.loc[members, "is_metric"].all()),
                 table,
                 stats.paired_comparison(first, second),
+                {
+                    name: float(board.loc[i].get("adaptation_mean", math.nan))
+                    for name, i in ((a, ia), (b, ib))
+                },
             )
         )
     if not comparisons:
@@ -849,6 +883,12 @@ def comparison_lines(comparison: Comparison, a: str, b: str) -> list[str]:
     if not comparison.is_metric:
         verdict += f"; {NOT_A_METRIC} (random extractor)"
     lines.append(f"mean Δ {_signed(result.delta_mean)}, 95% CI (paired t) {ci}; {verdict}")
+    adapted = {k: v for k, v in comparison.adaptation.items() if not _missing(v)}
+    if adapted:
+        shares = ", ".join(f"{name} {value:.0%}" for name, value in adapted.items())
+        lines.append(
+            f"adapted (share of samples a source-vs-target classifier calls target): {shares}"
+        )
     return lines
 
 

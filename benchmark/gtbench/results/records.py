@@ -57,6 +57,7 @@ class Record(_RecordRequired, total=False):
     protocol_version: str | None
     selection: str | dict[str, Any]  # a table in records of early tuning code
     split: str
+    budget: str  # the suite's named horizon ("adapted", "long"); absent: none
     tuning: dict[str, Any]
     shots_apart_from_seeds: list[int]
     started_at: str
@@ -109,6 +110,8 @@ def new_record(cell: Cell) -> Record:
         "metrics": {},
         "timings": {},
     }
+    if cell.get("budget"):  # the suite's named horizon ("adapted", "long")
+        record["budget"] = cell["budget"]
     if cell.get("shots_apart_from_seeds") is not None:
         record["shots_apart_from_seeds"] = list(cell["shots_apart_from_seeds"])
     if cell.get("tuning"):  # how the configuration was chosen, with every trial

@@ -171,6 +171,7 @@ def _forest_section(groups: list[tuple[str, pd.DataFrame]], reference: str) -> s
 
 def _scatter_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
     panels = [
+        ("adaptation_mean", "adaptation (share of samples in the target domain)"),
         (
             "intra_cluster_diversity_mean",
             "diversity (intra-cluster distance, higher: more diverse)",

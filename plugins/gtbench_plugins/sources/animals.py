@@ -41,6 +41,7 @@ RESOLUTION, CHANNELS, LATENT = 32, 1, 100
 class AnimalsSource(Source):
     """32 px grey DCGAN G+D pretrained by gtbench on nine Animal-Shape classes (no cat)."""
 
+    domain_dataset = "animals-others"  # its pretraining set: the adaptation measure's source side
     description = "32x32 grey DCGAN G+D pretrained by gtbench on 9 non-cat animal silhouettes"
     parameters: ClassVar = {
         "checkpoint": Parameter("", "safetensors checkpoint (default: the committed one)"),

@@ -1,0 +1,161 @@
+"""The regime study's tables and figure (docs/regime.md) from its records, so every number
+there is regenerated rather than typed:
+
+    python docs/make_regime.py results/regime            # Markdown tables and budgets
+    python docs/make_regime.py results/regime --plot docs/regime.png
+
+Each record's ``curve`` holds, every 100 steps, the EMA's KID/FID, memorisation,
+diversity and adaptation on the target's validation split. Per target and method the
+seeds are averaged at each step. The budgets follow one written rule on fine-tuning's
+validation KID: **adapted** is the first step whose seed-mean KID has closed 90 % of the
+gap between its start and its minimum (where the curve levels off); **long** is the
+first step at or after 4× adapted whose memorisation and KID are both above their
+values at the adapted budget (the few-shot failure), or the end of the curve if none is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = {
+    "kid_mean": "KID",
+    "fid": "FID",
+    "mem_closer_to_train": "memorised",
+    "intra_cluster_diversity": "diversity",
+    "adaptation": "adapted",
+}
+SHOWN_STEPS = (100, 200, 300, 500, 800, 1000, 1500, 2000, 3000, 4000, 5000)
+LEVELLED = 0.9  # share of the start-to-minimum KID gap closed where the curve levels off
+LONG_FACTOR = 4
+
+
+def curves(results: Path) -> pd.DataFrame:
+    """One row per (dataset, method, seed, step) of every finished record's curve."""
+    rows = []
+    for path in sorted(results.glob("runs/*/record.json")):
+        record = json.loads(path.read_text())
+        if record.get("status") != "ok" or not record.get("curve"):
+            continue
+        for point in record["curve"]:
+            rows.append(
+                {
+                    "dataset": record["dataset"]["name"],
+                    "method": record["method"]["name"],
+                    "seed": record["seed"],
+                    **{k: point.get(k) for k in ("step", *COLUMNS)},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Seed means (and the number of seeds) per dataset, method and step."""
+    grouped = frame.groupby(["dataset", "method", "step"])
+    out = grouped[list(COLUMNS)].mean()
+    out["seeds"] = grouped["seed"].nunique()
+    return out.reset_index()
+
+
+def budgets(finetune: pd.DataFrame) -> tuple[int, int, bool]:
+    """(adapted, long, failure shown) from fine-tuning's seed-mean curve on one target."""
+    curve = finetune.sort_values("step").reset_index(drop=True)
+    kid = curve["kid_mean"]
+    start, low = kid.iloc[0], kid.min()
+    adapted_row = curve[kid <= low + (1 - LEVELLED) * (start - low)].iloc[0]
+    adapted = int(adapted_row["step"])
+    later = curve[curve["step"] >= LONG_FACTOR * adapted]
+    failing = later[
+        (later["mem_closer_to_train"] > adapted_row["mem_closer_to_train"])
+        & (later["kid_mean"] > adapted_row["kid_mean"])
+    ]
+    if not failing.empty:
+        return adapted, int(failing.iloc[0]["step"]), True
+    return adapted, int(curve["step"].iloc[-1]), False
+
+
+def _fmt(column: str, value: float) -> str:
+    if pd.isna(value):
+        return "–"
+    if column == "kid_mean":
+        return f"{value:.3f}"
+    if column == "fid":
+        return f"{value:.0f}"
+    return f"{value:.2f}"
+
+
+def tables(table: pd.DataFrame) -> list[str]:
+    lines: list[str] = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        finetune = part[part["method"] == "finetune"]
+        lines += [f"### {dataset}", ""]
+        if not finetune.empty:
+            adapted, long, failed = budgets(finetune)
+            lines += [
+                f"Budgets by the rule: adapted {adapted} steps, long {long} steps"
+                + ("" if failed else " (no failure by the end of the curve)"),
+                "",
+            ]
+        methods = sorted(part["method"].unique(), key=lambda m: (m != "finetune", m))
+        for method in methods:
+            rows = part[(part["method"] == method) & part["step"].isin(SHOWN_STEPS)]
+            if rows.empty:
+                continue
+            seeds = int(rows["seeds"].min())
+            lines += [
+                f"**{method}** ({seeds} seed{'s' if seeds != 1 else ''}, validation split)",
+                "",
+                "| step | " + " | ".join(COLUMNS.values()) + " |",
+                "|---|" + "---|" * len(COLUMNS),
+            ]
+            for _, row in rows.sort_values("step").iterrows():
+                cells = [_fmt(c, row[c]) for c in COLUMNS]
+                lines.append(f"| {int(row['step'])} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return lines
+
+
+def plot(table: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(table["dataset"].unique())
+    panels = ["kid_mean", "mem_closer_to_train", "intra_cluster_diversity", "adaptation"]
+    figure, axes = plt.subplots(
+        len(datasets), len(panels), figsize=(4 * len(panels), 3.2 * len(datasets)), squeeze=False
+    )
+    for row, dataset in enumerate(datasets):
+        part = table[table["dataset"] == dataset]
+        for col, column in enumerate(panels):
+            axis = axes[row][col]
+            for method, curve in part.groupby("method"):
+                curve = curve.sort_values("step")
+                width = 2.2 if method == "finetune" else 1.0
+                axis.plot(curve["step"], curve[column], label=method, linewidth=width)
+            axis.set_title(f"{dataset}: {COLUMNS[column]}", fontsize=9)
+            axis.set_xlabel("step")
+            if column == "kid_mean":
+                axis.set_yscale("log")
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out, dpi=90)
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        raise SystemExit(__doc__)
+    table = means(curves(Path(argv[0])))
+    if table.empty:
+        raise SystemExit(f"no finished curves in {argv[0]}")
+    if "--plot" in argv:
+        plot(table, Path(argv[argv.index("--plot") + 1]))
+    print("\n".join(tables(table)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
