@@ -123,8 +123,11 @@ class _Drift(Method):
     """Moves G along a straight line, an equal share per G step, to the end of the run
     (the learning rate is 0, so the optimiser adds nothing): a toy of fine-tuning's drift."""
 
-    def before_optimizer_step(self, ctx, step):
-        if step.phase != "g":
+    def setup(self, ctx):
+        ctx.before_optimizer_step(self.drift)
+
+    def drift(self, ctx, step):
+        if step.update != "g":
             return
         if "start" not in ctx.state:
             gen = torch.Generator().manual_seed(1)
