@@ -67,3 +67,12 @@ def _network_only_when_marked(request: pytest.FixtureRequest, monkeypatch: pytes
         monkeypatch.delenv("GTBENCH_OFFLINE", raising=False)
         monkeypatch.delenv("PIP_NO_INDEX", raising=False)
     yield
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="write tests/golden/numbers.json from this run instead of comparing with it "
+        "(in the commit that bumps the version of whatever moved the numbers)",
+    )

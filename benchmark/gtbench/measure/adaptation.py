@@ -144,6 +144,9 @@ def fit_domain_classifier(
 
 
 ADAPTATION_DIR = "adaptation"  # source-sample features: <cache>/adaptation/<digest>.pt
+# per process: a worker running many cells of one target fits its classifier once
+_DOMAIN_DATASETS: dict[str, tuple[Dataset, str]] = {}
+_CLASSIFIERS: dict[tuple[str, str, str], DomainClassifier] = {}
 
 
 def source_domain(
@@ -159,9 +162,12 @@ def source_domain(
     info = target.info
     name = source.domain_dataset
     if name:
-        dataset = registry.datasets().create(PluginSpec(name, {}))
+        if name not in _DOMAIN_DATASETS:  # its content hash loads every image: once a process
+            dataset = registry.datasets().create(PluginSpec(name, {}))
+            _DOMAIN_DATASETS[name] = (dataset, dataset.content_hash())
+        dataset, content = _DOMAIN_DATASETS[name]
         n = min(SOURCE_SAMPLES, dataset.info.size)
-        identity = {"dataset": name, "content": dataset.content_hash(), "n": n}
+        identity = {"dataset": name, "content": content, "n": n}
 
         def real_images() -> torch.Tensor:
             images = dataset.images()
@@ -221,6 +227,9 @@ def domain_classifier(
     }
     key = digest(fields)
     path = Path(cache_dir) / ADAPTATION_DIR / f"{key}.pt"
+    memo = (key, target.content_hash(), str(path))
+    if memo in _CLASSIFIERS:
+        return _CLASSIFIERS[memo]
     common = {"device": device, "batch_size": batch_size, "progress": progress}
     source = ev._load_cached(path, key, int(source_identity["n"]))
     if source is None:
@@ -236,7 +245,11 @@ def domain_classifier(
         module, target.images()[indices], stage="features-target-domain", **common
     )
     classifier = fit_domain_classifier(source, target_features)
-    return dataclasses.replace(classifier, source_side=_side(source_identity))
+    classifier = dataclasses.replace(classifier, source_side=_side(source_identity))
+    if len(_CLASSIFIERS) > 8:
+        _CLASSIFIERS.clear()
+    _CLASSIFIERS[memo] = classifier
+    return classifier
 
 
 def _side(identity: dict[str, Any]) -> str:

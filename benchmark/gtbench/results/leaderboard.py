@@ -584,8 +584,8 @@ def by_finish(runs: pd.DataFrame) -> pd.DataFrame:
 def row_runs(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
     """The ``ok`` runs of one leaderboard row, by seed."""
     match = runs[runs["status"] == "ok"]
-    for column in _ROW:  # a board without named budgets has no budget column
-        if column in match and column in row:
+    for column in _ROW:
+        if column in match and column in row:  # a board without named budgets has no column
             match = match[match[column] == row[column]]
     return match.sort_values("seed")
 
