@@ -44,14 +44,9 @@ REL_TOL = 1e-10
 ABS_TOL = 1e-15
 PACKAGES = ("torch", "numpy", "scipy", "torch-fidelity")  # their versions move last digits
 
-# The fixed cells: built-in methods (their defaults, with the ``example_params`` the
+# The fixed cells: every built-in method (its defaults, with the ``example_params`` the
 # registry-wide tests use) on each source, a few steps, a small evaluation in the debug
-# extractor's features (fast; these numbers pin the code, they rank nothing). Every
-# built-in method on the debug source; on the BatchNorm source the methods with code
-# paths of their own for BatchNorm (BSA's scale/shift, CDC's and DCL's batch-statistics
-# features, the Fisher's eval mode in AdAM, EWC and RICK) besides finetune and
-# source-only: the others run there the trainer code finetune runs. (All 16 cost ~35 s of
-# CPU more than these 8, most of it the adaptation measure's classifier, fitted per cell.)
+# extractor's features (fast; these numbers pin the code, they rank nothing).
 SUITES: dict[str, dict[str, Any]] = {
     "debug": {
         "sources": ["debug"],
@@ -65,7 +60,7 @@ SUITES: dict[str, dict[str, Any]] = {
     },
     "animals-dcgan32": {  # BatchNorm in G and D, a real pretrained checkpoint
         "sources": ["animals-dcgan32"],
-        "methods": ["source-only", "finetune", "adam", "bsa", "cdc", "dcl", "ewc", "rick"],
+        "methods": "all built-in",
         "datasets": ["animals-cat"],
         "extractor": "debug",
         "shots": [10],
