@@ -59,7 +59,7 @@ class _TwoPhases(Method):
     def setup(self, ctx):  # noqa: ANN001
         time.sleep(0.05)
 
-    def on_phase_end(self, ctx, phase):  # noqa: ANN001
+    def on_phase_start(self, ctx, phase):  # noqa: ANN001
         time.sleep(0.2 if phase.name == "probe" else 0.0)
 
 

@@ -813,7 +813,7 @@ def interactive() -> bool:
 
 
 def _print_missing(results: str, runs: Any) -> None:
-    from gtbench.results.leaderboard import PLAN_JSON
+    from gtbench.results.records import PLAN_JSON
 
     lines = []
     if not runs.empty:

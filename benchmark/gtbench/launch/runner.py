@@ -26,7 +26,8 @@ from gtbench.errors import DivergedError, GtbenchError
 from gtbench.files.assets import cache_dir
 from gtbench.launch.resources import PeakMemory
 from gtbench.measure.eval_settings import EvalSettings
-from gtbench.plan.cells import SCHEMA_VERSION, make_plugin, matched_content_hash
+from gtbench.plan.cells import Cell, make_plugin
+from gtbench.plan.identity import matched_content_hash
 from gtbench.plugin.base import Dataset, DatasetInfo, Source
 from gtbench.plugin.images import match_format, save_grid, to_unit_range
 from gtbench.plugin.networks import Generator
@@ -35,9 +36,11 @@ from gtbench.results.records import (
     RECORD,
     RUNNING,
     TRACEBACK,
+    Record,
     atomic_write_bytes,
     atomic_write_text,
     has_ok_record,
+    new_record,
     run_dir,
     write_record,
 )
@@ -129,9 +132,7 @@ def _save_weights(generator: Generator, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run_cell(
-    cell: dict[str, Any], results_dir: str | Path, report: Reporter | None = None
-) -> CellOutcome:
+def run_cell(cell: Cell, results_dir: str | Path, report: Reporter | None = None) -> CellOutcome:
     """Run one cell and write its record; never raises except on interruption.
 
     A cell that already has an ``ok`` record (``--force``) runs in a staging folder and
@@ -145,31 +146,8 @@ def run_cell(
     work = folder / STAGING if has_ok_record(results_dir, cell["run_id"]) else folder
     marker = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time()}
     atomic_write_text(folder / RUNNING, json.dumps(marker) + "\n")
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": cell["run_id"],
-        "status": "failed",
-        "error": None,
-        "source": cell["source"],
-        "method": cell["method"],
-        "dataset": cell["dataset"],
-        "shots": cell["shots"],
-        "seed": cell["seed"],
-        "dataset_content": cell.get("dataset_content"),
-        "trainer_version": cell.get("trainer_version"),
-        "protocol_version": cell.get("protocol_version"),
-        "selection": cell.get("selection", "default"),
-        "split": cell.get("split", "evaluation"),
-        **({"budget": cell["budget"]} if cell.get("budget") else {}),
-        "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
-        "eval": dict(cell["eval"]),
-        "metrics": {},
-        "timings": {},
-        "started_at": utc_now(),
-        "gtbench_version": __version__,
-    }
-    if cell.get("tuning"):  # how the configuration was chosen, with every trial
-        record["tuning"] = {**cell["tuning"], "history": cell.get("tuning_history", [])}
+    record = new_record(cell)
+    record.update(started_at=utc_now(), gtbench_version=__version__)
     memory = PeakMemory(cuda=default_device().type == "cuda").start()
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
@@ -240,9 +218,7 @@ class _Curve:
         "(what most papers do); not the ranked number, which is the final fixed-budget one"
     )
 
-    def __init__(
-        self, cell: dict[str, Any], target, shots, extractor, settings, device, domain
-    ) -> None:  # noqa: ANN001
+    def __init__(self, cell: Cell, target, shots, extractor, settings, device, domain) -> None:  # noqa: ANN001
         spec = cell.get("curve") or {}
         self.domain = domain
         self.points = int(spec.get("points", 0))
@@ -284,7 +260,7 @@ class _Curve:
         )
         self.seconds += time.perf_counter() - clock
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Record) -> None:
         if not self.rows:
             return
         # the best point by FID only where FID is valid at every point (both sides above
@@ -319,9 +295,9 @@ def _domain_classifier(cell, source, target, extractor, device, report):  # noqa
 
 
 def _adapt_and_evaluate(
-    cell: dict[str, Any],
+    cell: Cell,
     folder: Path,
-    record: dict[str, Any],
+    record: Record,
     report: Reporter | None,
 ) -> None:
     from gtbench.measure.evaluation import evaluate, generate_images  # torch-fidelity: only to run
@@ -352,8 +328,6 @@ def _adapt_and_evaluate(
     record["train_indices"] = list(split.train)
     # by content, so that a trial's shots can be checked against every evaluated seed's
     record["shot_sha256"] = dataset.shot_sha256s(split)
-    if apart_from is not None:
-        record["shots_apart_from_seeds"] = list(apart_from)
     # by content at the matched resolution: the images the generator trains on and is judged by
     record["shot_eval_overlap"] = target.shot_eval_overlap(split)
     if record["shot_eval_overlap"] and not target.allows_overlap():

@@ -16,7 +16,6 @@ untrusted share out.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -28,6 +27,12 @@ import numpy as np
 import torch
 
 from gtbench.measure import evaluation as ev
+from gtbench.measure.feature_identity import (
+    CACHE_FORMAT,
+    canonical_json,
+    digest,
+    feature_identity,
+)
 from gtbench.plugin import registry
 from gtbench.plugin.base import Dataset, Extractor, Source
 from gtbench.plugin.images import match_format
@@ -204,34 +209,33 @@ def domain_classifier(
 ) -> DomainClassifier:
     """The source-vs-target classifier of a (source side, target, extractor) triple.
 
-    The source side's features are cached on disk by its identity, the target's format
-    and the extractor's identity (``source_images`` runs only on a miss); the target side
-    is the target's shot pool and validation images, at the format the generator is
-    judged in (``target`` is the matched target)."""
+    The source side's features are cached on disk by its identity and the whole feature
+    identity (:func:`gtbench.measure.feature_identity.feature_identity`: extractor version,
+    weights, torch-fidelity, dtype, device type, the target's format) — ``source_images``
+    runs only on a miss; the target side is the target's shot pool and validation images,
+    at the format the generator is judged in (``target`` is the matched target)."""
     module = ev.load_feature_extractor(extractor, device)
     info = target.info
     fields = {
-        "format": ev.CACHE_FORMAT,
+        "format": CACHE_FORMAT,
         "source_samples": SOURCE_SAMPLES,
         "source_seed": SOURCE_SEED,
         "source": source_identity,
-        "resolution": info.resolution,
-        "channels": info.channels,
-        "extractor": extractor.identity(),
-        "fidelity_extractor": extractor.fidelity_name(),
-        "feature_layer": extractor.feature_layer(),
+        "features": feature_identity(
+            extractor, resolution=info.resolution, channels=info.channels, device=device
+        ),
     }
-    digest = ev._digest(fields)
-    path = Path(cache_dir) / ADAPTATION_DIR / f"{digest}.pt"
-    memo = (digest, target.content_hash(), str(path))
+    key = digest(fields)
+    path = Path(cache_dir) / ADAPTATION_DIR / f"{key}.pt"
+    memo = (key, target.content_hash(), str(path))
     if memo in _CLASSIFIERS:
         return _CLASSIFIERS[memo]
     common = {"device": device, "batch_size": batch_size, "progress": progress}
-    source = ev._load_cached(path, digest, int(source_identity["n"]))
+    source = ev._load_cached(path, key, int(source_identity["n"]))
     if source is None:
         images = source_images()
         source = ev.extract_features(module, images, stage="features-source", **common)
-        payload = {"digest": digest, "key": json.dumps(fields, sort_keys=True, default=str)}
+        payload = {"digest": key, "key": canonical_json(fields)}
         try:
             ev._save_atomic(path, {**payload, "features": source})
         except OSError as error:  # a read-only cache slows the next run, nothing more
