@@ -34,39 +34,9 @@ def _run_id_of():
     return run_id_of
 
 
-def cell_of(record: dict) -> dict:
-    """The planned cell a record was made from, as far as its identity goes."""
-    evaluation = record["eval"]
-    cell = {
-        "schema_version": record["schema_version"],
-        "protocol_version": record["protocol_version"],
-        "trainer_version": record["trainer_version"],
-        "source": record["source"],
-        "method": record["method"],
-        "dataset": record["dataset"],
-        "dataset_content": record["dataset_content"],
-        "shots": record["shots"],
-        "seed": record["seed"],
-        "train": record["hparams"]["train"],
-        "eval": {
-            "extractor": evaluation["extractor"],
-            "n_samples": evaluation["n_samples"],
-            "kid_subset_size": evaluation.get(
-                "kid_subset_size_requested", evaluation["kid_subset_size"]
-            ),
-            "kid_subsets": evaluation["kid_subsets"],
-        },
-    }
-    if record.get("selection", "default") != "default":
-        cell["selection"] = record["selection"]
-    if record.get("split", "evaluation") != "evaluation":
-        cell["split"] = record["split"]
-    if record.get("tuning"):
-        cell["tuning"] = {k: v for k, v in record["tuning"].items() if k != "history"}
-    return cell
-
-
 def ids() -> int:
+    from gtbench.plan.identity import cell_of  # the current tree's (ids checks this one)
+
     run_id_of = _run_id_of()
     total = differ = 0
     for folder in FOLDERS:
@@ -137,14 +107,18 @@ def cells(out: str) -> int:
                     "label": " ".join(cell[k]["name"] for k in ("source", "method", "dataset")),
                     "status": outcome.status,
                     "metrics": record["metrics"],
+                    "reference_key": record["eval"].get("reference_key"),
                 }
                 committed = ROOT / "results" / "reference" / "runs" / cell["run_id"] / "record.json"
                 if committed.is_file():
-                    metrics = json.loads(committed.read_text())["metrics"]
+                    committed_record = json.loads(committed.read_text())
+                    metrics = committed_record["metrics"]
                     same = sum(metrics.get(k) == v for k, v in record["metrics"].items())
+                    key = committed_record["eval"].get("reference_key")
                     found[cell["run_id"]]["committed"] = {
                         "fid": metrics.get("fid"),
                         "equal_metric_values": f"{same}/{len(record['metrics'])}",
+                        "reference_key_equal": record["eval"].get("reference_key") == key,
                     }
                 print(
                     cell["run_id"],
@@ -169,6 +143,9 @@ def compare(a: str, b: str) -> int:
                 problems.append(f"{key} {name}: {value} -> {new[key]['metrics'].get(name)}")
             else:
                 equal += 1
+        keys = old[key].get("reference_key"), new[key].get("reference_key")
+        if None not in keys and keys[0] != keys[1]:
+            problems.append(f"{key} reference_key: {keys[0]} -> {keys[1]}")
     print("\n".join(problems) or f"{len(old)} cells, {equal} metric values equal bit for bit")
     return 1 if problems else 0
 

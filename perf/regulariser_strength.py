@@ -45,7 +45,7 @@ def measure(
 
     def after_step(ctx_, step):  # noqa: ANN001, ANN202
         plain_after_step(ctx_, step)
-        if step.phase == "g" and step.reg_grad_ratio is not None:
+        if step.update == "g" and step.reg_grad_ratio is not None:
             kind = "patch" if _patch_step(method, ctx_) else "image"
             rows.append((step.index, kind, float(step.reg_grad_ratio)))
 

@@ -84,7 +84,9 @@ def test_the_classifier_never_sees_an_evaluation_image(monkeypatch, tmp_path):
 
 
 def test_every_record_carries_the_measure(tmp_path):
-    result = gtbench("run", *FAST, "--methods", "source-only,finetune", results=tmp_path)
+    result = gtbench(
+        "run", *FAST, "--methods", "source-only,finetune", "--curve", "2", results=tmp_path
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(p.read_text()) for p in tmp_path.glob("runs/*/record.json")]
     assert records
@@ -93,6 +95,11 @@ def test_every_record_carries_the_measure(tmp_path):
         assert record["eval"]["adaptation_source_side"].startswith("samples of the pretrained")
         assert isinstance(record["eval"]["adaptation_accuracy"], float)
         assert record["timings"]["adaptation_s"] >= 0
+        for point in record.get("curve", []):  # each curve point: every measure of the end
+            for name in ("kid_mean", "mem_closer_to_train", "intra_cluster_diversity"):
+                assert isinstance(point[name], float)
+            assert "adaptation" in point and "shot_coverage" in point
+    assert sum(len(r.get("curve", [])) for r in records) == 2  # finetune's two points
     board = (tmp_path / "leaderboard.csv").read_text().splitlines()[0].split(",")
     assert "adaptation_mean" in board
 

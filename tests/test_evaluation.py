@@ -219,7 +219,7 @@ def test_reference_cache_hits_then_misses_when_the_content_changes(generator, tm
     assert third.metrics["fid"] != first.metrics["fid"]
     assert len(list(tmp_path.glob("reference/*.pt"))) == 2
     for result in (first, third):  # entries are named by their key; records hold the key
-        assert reference_cache_path(tmp_path, result.settings["reference_key"]).is_file()
+        assert reference_cache_path(tmp_path, result.settings["reference_cache_key"]).is_file()
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file
 
 
@@ -231,7 +231,7 @@ def cached_reference(dataset: Dataset, cache_dir: Path) -> tuple[torch.Tensor, d
 @pytest.mark.parametrize("garbage", [b"", b"not a torch file", b"PK\x03\x04truncated"])
 def test_corrupt_cache_file_is_recomputed_not_fatal(tmp_path, garbage):
     features, info = cached_reference(make_dataset(), tmp_path)
-    reference_cache_path(tmp_path, info["reference_key"]).write_bytes(garbage)
+    reference_cache_path(tmp_path, info["reference_cache_key"]).write_bytes(garbage)
     again, info = cached_reference(make_dataset(), tmp_path)
     assert info["reference_cache"] == "miss"
     assert torch.equal(again, features)
@@ -240,7 +240,7 @@ def test_corrupt_cache_file_is_recomputed_not_fatal(tmp_path, garbage):
 
 def test_cache_entry_with_wrong_content_is_not_read(tmp_path):
     _, info = cached_reference(make_dataset(), tmp_path)
-    path = reference_cache_path(tmp_path, info["reference_key"])
+    path = reference_cache_path(tmp_path, info["reference_cache_key"])
     payload = torch.load(path, weights_only=True)
     payload["features"] = payload["features"][:5]  # a truncated entry under the right name
     torch.save(payload, path)
@@ -260,6 +260,73 @@ def test_cache_key_follows_content_and_extractor_not_names(tmp_path):
     )
     assert info2["reference_cache"] == "miss"
     assert info2["reference_key"] != info["reference_key"]
+
+
+class BumpedDebugExtractor(DebugExtractor):
+    """The debug extractor at another plugin version, same weights and name."""
+
+    version = "99"
+
+
+def test_cache_key_covers_the_whole_feature_identity_and_the_reference_key_does_not_move(
+    tmp_path, monkeypatch
+):
+    """Another extractor version, torch-fidelity version, dtype or resize mode is another
+    cache entry (issue 19: a bumped extractor once read old features back); the recorded
+    ``reference_key``, the reference set the leaderboard groups by, stays what it was."""
+    import hashlib
+    import json
+
+    from gtbench.measure import feature_identity
+    from gtbench.plugin import images
+    from gtbench.plugin.images import tensor_sha256
+
+    dataset = make_dataset()
+    _, info = cached_reference(dataset, tmp_path)
+    identity = info["feature_identity"]
+    assert identity["version"] == str(DebugExtractor.version)
+    assert identity["distribution"] == "gtbench" and identity["distribution_version"]
+    assert identity["torch_fidelity"] and identity["dtype"] == "torch.float32"
+    assert identity["preprocessing"] == {
+        "resize": "bicubic-antialias",
+        "resolution": 16,
+        "channels": 3,
+        "to_rgb": "repeat",
+    }
+    extractor = make_extractor()
+    format_1 = {  # the key records have held since the first cache format
+        "format": 1,
+        "dataset_content": dataset.content_hash(),
+        "evaluation_images": tensor_sha256(dataset.evaluation_images()),
+        "resolution": 16,
+        "extractor": extractor.identity(),
+        "fidelity_extractor": extractor.fidelity_name(),
+        "feature_layer": extractor.feature_layer(),
+    }
+    expected = hashlib.sha256(json.dumps(format_1, sort_keys=True).encode()).hexdigest()
+    assert info["reference_key"] == expected
+
+    bumped = BumpedDebugExtractor()
+    bumped.name = "debug"
+    module = load_feature_extractor(bumped, CPU)
+    _, other = reference_features(dataset, bumped, module, cache_dir=tmp_path, device=CPU)
+    assert other["reference_cache"] == "miss"
+    assert other["reference_key"] == info["reference_key"]
+    assert other["reference_cache_key"] != info["reference_cache_key"]
+
+    changes = [
+        lambda: monkeypatch.setattr(feature_identity, "_version", lambda package: "0.0-other"),
+        lambda: monkeypatch.setattr(torch, "get_default_dtype", lambda: torch.float64),
+        lambda: monkeypatch.setattr(images, "RESIZE_MODE", "bilinear"),
+    ]
+    seen = {info["reference_cache_key"], other["reference_cache_key"]}
+    for change in changes:
+        change()
+        _, again = cached_reference(dataset, tmp_path)
+        assert again["reference_cache"] == "miss"
+        assert again["reference_key"] == info["reference_key"]
+        assert again["reference_cache_key"] not in seen
+        seen.add(again["reference_cache_key"])
 
 
 def test_results_do_not_depend_on_batch_size(generator, tmp_path):
@@ -476,7 +543,7 @@ def test_the_grey_comparison_is_in_the_identity_only_where_it_applies():
     """Evaluating in fewer channels than the source's changes the matched content hash
     (so the run id); every cell whose source and target share a channel count keeps it."""
     from gtbench.launch.runner import MatchedTarget
-    from gtbench.plan.cells import matched_content_hash
+    from gtbench.plan.identity import matched_content_hash
     from gtbench.plugin.images import compared_channels
 
     assert compared_channels(3, 1) == compared_channels(1, 3) == 1

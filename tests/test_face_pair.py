@@ -29,7 +29,8 @@ def digiface() -> None:
 
 def test_full_suite_plans_the_face_pair_judged_in_grey():
     from gtbench.launch.runner import MatchedTarget
-    from gtbench.plan.cells import matched_content_hash, plan_suite
+    from gtbench.plan.cells import plan_suite
+    from gtbench.plan.identity import matched_content_hash
     from gtbench.plan.suite import load_suite
     from gtbench.plugin import registry
 

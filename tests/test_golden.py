@@ -44,14 +44,9 @@ REL_TOL = 1e-10
 ABS_TOL = 1e-15
 PACKAGES = ("torch", "numpy", "scipy", "torch-fidelity")  # their versions move last digits
 
-# The fixed cells: built-in methods (their defaults, with the ``example_params`` the
+# The fixed cells: every built-in method (its defaults, with the ``example_params`` the
 # registry-wide tests use) on each source, a few steps, a small evaluation in the debug
-# extractor's features (fast; these numbers pin the code, they rank nothing). Every
-# built-in method on the debug source; on the BatchNorm source the methods with code
-# paths of their own for BatchNorm (BSA's scale/shift, CDC's and DCL's batch-statistics
-# features, the Fisher's eval mode in AdAM, EWC and RICK) besides finetune and
-# source-only: the others run there the trainer code finetune runs. (All 16 cost ~35 s of
-# CPU more than these 8, most of it the adaptation measure's classifier, fitted per cell.)
+# extractor's features (fast; these numbers pin the code, they rank nothing).
 SUITES: dict[str, dict[str, Any]] = {
     "debug": {
         "sources": ["debug"],
@@ -65,7 +60,7 @@ SUITES: dict[str, dict[str, Any]] = {
     },
     "animals-dcgan32": {  # BatchNorm in G and D, a real pretrained checkpoint
         "sources": ["animals-dcgan32"],
-        "methods": ["source-only", "finetune", "adam", "bsa", "cdc", "dcl", "ewc", "rick"],
+        "methods": "all built-in",
         "datasets": ["animals-cat"],
         "extractor": "debug",
         "shots": [10],
@@ -110,11 +105,19 @@ def versions_of(cell: dict[str, Any]) -> dict[str, str | None]:
 
 
 def numbers_of(record: dict[str, Any]) -> dict[str, Any]:
-    """What a record's golden entry pins: every metric and method metric, and the steps
-    the trainer counted. Timings and anything else that varies from run to run are not
-    numbers of the cell."""
+    """What a record's golden entry pins: every metric and method metric, the adaptation
+    classifier's own numbers (its accuracy decides whether ``adaptation`` is reported at
+    all) and the steps the trainer counted. Timings and anything else that varies from
+    run to run are not numbers of the cell."""
     found: dict[str, Any] = {f"metrics.{k}": v for k, v in record["metrics"].items()}
     found.update({f"method_metrics.{k}": v for k, v in (record["method_metrics"] or {}).items()})
+    found.update(
+        {
+            f"eval.{k}": v
+            for k, v in record["eval"].items()
+            if k.startswith("adaptation_") and isinstance(v, int | float)
+        }
+    )
     found.update({name: record[name] for name in ("g_steps", "d_steps", "warmup_steps")})
     return found
 

@@ -62,7 +62,7 @@ def _write(folder, method, fids, kids=None, prefix=None, **changes):
 @pytest.fixture(autouse=True)
 def _current(monkeypatch):
     """Synthetic records carry no plugin versions: count them as current, not stale."""
-    monkeypatch.setattr("gtbench.results.records.stale_reasons", lambda *args, **kwargs: {})
+    monkeypatch.setattr("gtbench.results.leaderboard.stale_reasons", lambda *args, **kwargs: {})
 
 
 def _board(folder, **kwargs):
@@ -319,7 +319,7 @@ def test_stale_records_are_set_apart_and_not_ranked(tmp_path, monkeypatch):
     _write(tmp_path, "finetune", [90.0, 92.0, 94.0], prefix="old")
     _write(tmp_path, "cdc", [1.0, 2.0, 3.0], prefix="oldcdc")
     stale = {f"{p}-{s}": "method version 1 → 2" for p in ("old", "oldcdc") for s in range(3)}
-    monkeypatch.setattr("gtbench.results.records.stale_reasons", lambda *args, **kwargs: stale)
+    monkeypatch.setattr("gtbench.results.leaderboard.stale_reasons", lambda *args, **kwargs: stale)
     board, ranks = leaderboard(run_rows(tmp_path), with_ranks=True)
     assert len(board) == 4
     current = board[~board["stale"]].set_index("method")

@@ -17,7 +17,8 @@ import torch
 
 from gtbench.api import Parameter
 from gtbench.cli.status import cell_states
-from gtbench.plan.cells import identity_of, plan_suite, run_id_of
+from gtbench.plan.cells import plan_suite
+from gtbench.plan.identity import identity_of, run_id_of
 from gtbench.plan.suite import load_suite
 from gtbench.plugin import registry
 from gtbench.results.records import (
@@ -217,7 +218,7 @@ def test_records_name_no_path_of_the_machine(tmp_path):
         for text in _strings(record):
             assert not any(place in text for place in machine), (record["run_id"], text)
         # the reference cache entry is named by the key the record holds
-        key = record["eval"]["reference_key"]
+        key = record["eval"]["reference_cache_key"]
         assert reference_cache_path(cache_dir(), key).is_file()
         assert reference_cache_path(cache_dir(), key).name == f"{key}.pt"
 

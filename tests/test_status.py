@@ -14,9 +14,8 @@ from click.testing import CliRunner
 from gtbench.cli.status import cell_states, status_command
 from gtbench.launch.runner import RUNNING, run_cell
 from gtbench.measure.evaluation import PROTOCOL_VERSION
-from gtbench.plan.cells import SCHEMA_VERSION
-from gtbench.results.leaderboard import PLAN_JSON
-from gtbench.results.records import atomic_write_text, run_dir, write_record
+from gtbench.plan.identity import SCHEMA_VERSION
+from gtbench.results.records import PLAN_JSON, atomic_write_text, run_dir, write_record
 from gtbench.train.trainer import TRAINER_VERSION
 from tests.plugins.launchers.common import debug_plan
 

@@ -58,12 +58,13 @@ def test_order_is_by_instant_not_by_string() -> None:
 def test_superseding_follows_the_instant(tmp_path, monkeypatch) -> None:
     """Of two records of the same configuration, the one finished later in UTC supersedes
     the other, whichever machine's local time each carries."""
+    from gtbench.plan import identity
     from gtbench.results import records
 
     monkeypatch.setattr(records, "staleness", lambda record, installed: None)
-    monkeypatch.setattr(records, "same_configuration", lambda old, new: True)
-    monkeypatch.setattr(records, "difference", lambda old, new: "moved")
-    monkeypatch.setattr(records, "cell_key", lambda record: "one")
+    monkeypatch.setattr(identity, "same_configuration", lambda old, new: True)
+    monkeypatch.setattr(identity, "difference", lambda old, new: "moved")
+    monkeypatch.setattr(identity, "cell_key", lambda record: "one")
     monkeypatch.setattr(records, "kept_stale", lambda results_dir: [])
     made = [
         {"run_id": "tokyo", "status": "ok", "finished_at": "2027-01-02T10:00:00+0900"},

@@ -44,7 +44,7 @@ class Logging(Method):
         return 0.1 * penalty
 
     def after_step(self, ctx, step):
-        if step.phase == "d":
+        if step.update == "d":
             ctx.log("aug_p", 0.25)
 
 

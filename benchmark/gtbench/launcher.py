@@ -5,8 +5,9 @@ its record. The second audience of the public surface (plugin authors import
 A launcher (a :class:`gtbench.api.Launcher`) gets a :class:`gtbench.api.LaunchRequest`,
 runs every cell with :func:`run_cell` wherever it likes, and reads results back from the
 run folders (:func:`run_dir`, :data:`RECORD`, :func:`load_record`; :func:`write_record`
-for a lost job's failed record; :data:`RUNNING` marks a running cell), never from return
-values; a job that outlives the sweep rebuilds the tables with :func:`write_tables`.
+with :func:`failed_record` for a lost job's stand-in record; :data:`RUNNING` marks a
+running cell), never from return values; a job that outlives the sweep rebuilds the
+tables with :func:`write_tables`.
 The names are imported on first use, so importing this module costs nothing (no torch,
 no pandas).
 """
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         FAILED_RECORD,
         RECORD,
         RUNNING,
+        failed_record,
         load_record,
         run_dir,
         write_record,
@@ -32,6 +34,7 @@ __all__ = [
     "FAILED_RECORD",
     "RECORD",
     "RUNNING",
+    "failed_record",
     "load_record",
     "run_cell",
     "run_dir",
@@ -43,7 +46,15 @@ _HOME = {
     "run_cell": "gtbench.launch.runner",
     "write_tables": "gtbench.results.leaderboard",
     **dict.fromkeys(
-        ["FAILED_RECORD", "RECORD", "RUNNING", "load_record", "run_dir", "write_record"],
+        [
+            "FAILED_RECORD",
+            "RECORD",
+            "RUNNING",
+            "failed_record",
+            "load_record",
+            "run_dir",
+            "write_record",
+        ],
         "gtbench.results.records",
     ),
 }

@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gtbench.results.leaderboard import PLAN_JSON, plain_lines
+from gtbench.results.leaderboard import plain_lines
 from gtbench.results.records import (
+    PLAN_JSON,
     RECORD,
     RUNNING,
     CorruptRecord,

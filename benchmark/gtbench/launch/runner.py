@@ -24,8 +24,10 @@ import torch
 from gtbench import __version__
 from gtbench.errors import DivergedError, GtbenchError
 from gtbench.files.assets import cache_dir
+from gtbench.launch.resources import PeakMemory
 from gtbench.measure.eval_settings import EvalSettings
-from gtbench.plan.cells import SCHEMA_VERSION, make_plugin, matched_content_hash
+from gtbench.plan.cells import Cell, make_plugin
+from gtbench.plan.identity import matched_content_hash
 from gtbench.plugin.base import Dataset, DatasetInfo, FewShotSplit, Source
 from gtbench.plugin.images import compared_channels, match_format, save_grid, to_unit_range
 from gtbench.plugin.networks import Generator
@@ -34,9 +36,11 @@ from gtbench.results.records import (
     RECORD,
     RUNNING,
     TRACEBACK,
+    Record,
     atomic_write_bytes,
     atomic_write_text,
     has_ok_record,
+    new_record,
     run_dir,
     write_record,
 )
@@ -145,46 +149,23 @@ def _save_weights(generator: Generator, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run_cell(
-    cell: dict[str, Any], results_dir: str | Path, report: Reporter | None = None
-) -> CellOutcome:
+def run_cell(cell: Cell, results_dir: str | Path, report: Reporter | None = None) -> CellOutcome:
     """Run one cell and write its record; never raises except on interruption.
 
     A cell that already has an ``ok`` record (``--force``) runs in a staging folder and
     its files replace the old ones only once it succeeded; a failure leaves the old
     record, samples and weights in place and is written beside them
     (``record.failed.json``, ``traceback.txt``)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     results_dir = Path(results_dir)
     folder = run_dir(results_dir, cell["run_id"])
     shutil.rmtree(folder / STAGING, ignore_errors=True)  # from an interrupted rerun
     work = folder / STAGING if has_ok_record(results_dir, cell["run_id"]) else folder
     marker = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time()}
     atomic_write_text(folder / RUNNING, json.dumps(marker) + "\n")
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": cell["run_id"],
-        "status": "failed",
-        "error": None,
-        "source": cell["source"],
-        "method": cell["method"],
-        "dataset": cell["dataset"],
-        "shots": cell["shots"],
-        "seed": cell["seed"],
-        "dataset_content": cell.get("dataset_content"),
-        "trainer_version": cell.get("trainer_version"),
-        "protocol_version": cell.get("protocol_version"),
-        "selection": cell.get("selection", "default"),
-        "split": cell.get("split", "evaluation"),
-        **({"budget": cell["budget"]} if cell.get("budget") else {}),
-        "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
-        "eval": dict(cell["eval"]),
-        "metrics": {},
-        "timings": {},
-        "started_at": utc_now(),
-        "gtbench_version": __version__,
-    }
-    if cell.get("tuning"):  # how the configuration was chosen, with every trial
-        record["tuning"] = {**cell["tuning"], "history": cell.get("tuning_history", [])}
+    record = new_record(cell)
+    record.update(started_at=utc_now(), gtbench_version=__version__)
+    memory = PeakMemory(cuda=default_device().type == "cuda").start()
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
         record["environment"] = {
@@ -204,7 +185,12 @@ def run_cell(
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         atomic_write_text(folder / TRACEBACK, traceback.format_exc())
         record["traceback"] = TRACEBACK
+    record["memory"] = memory.stop()
     record["finished_at"] = utc_now()
+    record["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+    # CPU seconds of the process's threads: on a machine shared with other work, total_s
+    # grows with the load and cpu_s much less (cpu_s / total_s: the share it got)
+    record["timings"]["cpu_s"] = round(time.process_time() - cpu_started, 3)
     if record["status"] == "ok":
         _move_in(work, folder)
         (folder / TRACEBACK).unlink(missing_ok=True)
@@ -249,9 +235,7 @@ class _Curve:
         "(what most papers do); not the ranked number, which is the final fixed-budget one"
     )
 
-    def __init__(
-        self, cell: dict[str, Any], target, shots, extractor, settings, device, domain
-    ) -> None:  # noqa: ANN001
+    def __init__(self, cell: Cell, target, shots, extractor, settings, device, domain) -> None:  # noqa: ANN001
         spec = cell.get("curve") or {}
         self.domain = domain
         self.points = int(spec.get("points", 0))
@@ -293,7 +277,7 @@ class _Curve:
         )
         self.seconds += time.perf_counter() - clock
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Record) -> None:
         if not self.rows:
             return
         # the best point by FID only where FID is valid at every point (both sides above
@@ -328,13 +312,14 @@ def _domain_classifier(cell, source, target, extractor, device, report):  # noqa
 
 
 def _adapt_and_evaluate(
-    cell: dict[str, Any],
+    cell: Cell,
     folder: Path,
-    record: dict[str, Any],
+    record: Record,
     report: Reporter | None,
 ) -> None:
     from gtbench.measure.evaluation import evaluate, generate_images  # torch-fidelity: only to run
 
+    setup_started = time.perf_counter()
     device = default_device()
     record["device"] = str(device)
     source: Source = make_plugin("source", cell["source"])
@@ -360,8 +345,6 @@ def _adapt_and_evaluate(
     record["train_indices"] = list(split.train)
     # by content, so that a trial's shots can be checked against every evaluated seed's
     record["shot_sha256"] = dataset.shot_sha256s(split)
-    if apart_from is not None:
-        record["shots_apart_from_seeds"] = list(apart_from)
     # by content at the matched resolution: the images the generator trains on and is judged by
     record["shot_eval_overlap"] = target.shot_eval_overlap(split)
     if record["shot_eval_overlap"] and not target.allows_overlap():
@@ -407,9 +390,16 @@ def _adapt_and_evaluate(
     if method.trains() and curve.points > 0:
         ctx.curve_steps = curve_steps(config.iters, curve.points)
         ctx.on_curve = curve.evaluate
+    timings = record["timings"]
     start = time.perf_counter()
+    # plugins, shots, source networks, context (the adaptation classifier apart)
+    timings["setup_s"] = round(start - setup_started - timings.get("adaptation_s", 0.0), 3)
     method.fit(ctx)
-    record["timings"]["train_s"] = round(time.perf_counter() - start - curve.seconds, 3)
+    timings["train_s"] = round(time.perf_counter() - start - curve.seconds, 3)
+    # the trainer's own parts (none for a method with its own loop): train_setup_s (a
+    # Fisher, a miner...), train_<phase>_s, train_phase_hooks_s (a probe's importance pass)
+    for part, seconds in ctx.seconds.items():
+        timings[f"train_{part}_s"] = round(seconds, 3)
     # counted by the trainer, never by the method: equal budgets are checked, not assumed
     record.update(
         g_steps=ctx.g_steps,
@@ -425,8 +415,10 @@ def _adapt_and_evaluate(
     generator = ctx.g_ema if ctx.g_ema is not None else ctx.generator
     if method.trains():
         # the EMA's BatchNorm statistics, estimated for the EMA weights themselves
+        start = time.perf_counter()
         layers = recompute_batchnorm_stats(generator, seed=cell["seed"], device=device)
         record["ema_batchnorm"] = "recomputed" if layers else "none"
+        timings["batchnorm_s"] = round(time.perf_counter() - start, 3)
 
     start = time.perf_counter()
     extractor.check_available()
@@ -447,6 +439,7 @@ def _adapt_and_evaluate(
     curve.write(record)
     record["eval"].update({k: v for k, v in evaluation.settings.items() if k != "extractor"})
 
+    start = time.perf_counter()
     samples = generate_images(generator, 64, seed=cell["seed"] + 10_000, device=device)
     save_grid(samples, folder / SAMPLES)
     record["samples"] = SAMPLES
@@ -461,3 +454,4 @@ def _adapt_and_evaluate(
         }
     else:
         record["weights"] = None
+    timings["save_s"] = round(time.perf_counter() - start, 3)  # sample grid and weights

@@ -10,27 +10,31 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gtbench.errors import UsageError
 from gtbench.measure.eval_settings import DEFAULT_REFERENCE
-from gtbench.plan.cells import Plan, Skipped, describe, make_plugin
+from gtbench.plan.cells import Cell, Plan, PluginRef, Skipped, describe, make_plugin
+from gtbench.plan.identity import (
+    canonical_json,
+    changed_versions,
+    difference,
+    parameter_changes,
+    same_configuration,
+)
 from gtbench.plugin import registry
 from gtbench.plugin.base import LaunchRequest
 from gtbench.plugin.spec import parse_spec
-from gtbench.results.leaderboard import PLAN_JSON, write_tables
+from gtbench.results.leaderboard import write_tables
 from gtbench.results.records import (
     FAILED_RECORD,
+    PLAN_JSON,
     RECORD,
     CorruptRecord,
+    Record,
     atomic_write_text,
-    changed_versions,
-    difference,
     iter_records,
-    parameter_changes,
     read_record,
     run_dir,
-    same_configuration,
 )
 
 
@@ -53,7 +57,7 @@ class StaleRecord:
 class SweepSummary:
     planned: int = 0
     already_done: int = 0
-    pending: list[dict[str, Any]] = field(default_factory=list)  # cells to run
+    pending: list[Cell] = field(default_factory=list)  # cells to run
     stale: list[StaleRecord] = field(default_factory=list)
     kept_stale: int = 0  # cells counted as done on a stale record (--keep-stale)
     statuses: Counter[str] = field(default_factory=Counter)
@@ -67,7 +71,7 @@ class SweepSummary:
         return 1 if self.statuses["failed"] or self.statuses["diverged"] else 0
 
 
-def cell_label(cell: dict[str, Any]) -> str:
+def cell_label(cell: Cell) -> str:
     return (
         f"{describe(cell['source'], 'source')} → {describe(cell['dataset'], 'dataset')} "
         f"· {describe(cell['method'], 'method')} · {cell['shots']}-shot · seed {cell['seed']}"
@@ -86,9 +90,7 @@ def ensure_writable(results_dir: Path) -> None:
         ) from None
 
 
-def pending_cells(
-    plan: Plan, results_dir: Path, force: bool
-) -> tuple[list[dict[str, Any]], int, list[str]]:
+def pending_cells(plan: Plan, results_dir: Path, force: bool) -> tuple[list[Cell], int, list[str]]:
     """Cells to run, how many are already done, and notes on corrupt records found."""
     pending, done, notes = [], 0, []
     for cell in plan.cells:
@@ -104,7 +106,7 @@ def pending_cells(
     return pending, done, notes
 
 
-def stale_records(pending: list[dict[str, Any]], results_dir: Path) -> list[StaleRecord]:
+def stale_records(pending: list[Cell], results_dir: Path) -> list[StaleRecord]:
     """The ``ok`` records of the pending cells' configurations made by other plugin,
     trainer or protocol versions, other data or other extractor weights (so under
     another run id): one per record, the cell it stands for, and what changed."""
@@ -162,17 +164,17 @@ def check_device() -> None:
         raise UsageError(f"--device {wanted}: this machine has {count} visible CUDA device(s)")
 
 
-def check_contracts(cells: list[dict[str, Any]]) -> None:
+def check_contracts(cells: list[Cell]) -> None:
     """Every distinct dataset and source of ``cells`` returns what its ``info`` declares
     (:mod:`gtbench.plugin.contracts`): a broken plugin fails the sweep here, in one line naming
     it, instead of training and landing in the leaderboard."""
     from gtbench.plugin.contracts import check_dataset, check_source
 
-    datasets: dict[str, dict[str, Any]] = {}
-    sources: dict[str, tuple[dict[str, Any], bool]] = {}
+    datasets: dict[str, PluginRef] = {}
+    sources: dict[str, tuple[PluginRef, bool]] = {}
     for cell in cells:
-        datasets.setdefault(json.dumps(cell["dataset"], sort_keys=True), cell["dataset"])
-        key = json.dumps(cell["source"], sort_keys=True)
+        datasets.setdefault(canonical_json(cell["dataset"]), cell["dataset"])
+        key = canonical_json(cell["source"])
         trains = bool(cell["train"]) or sources.get(key, (None, False))[1]
         sources[key] = (cell["source"], trains)
     for ref in datasets.values():
@@ -181,7 +183,7 @@ def check_contracts(cells: list[dict[str, Any]]) -> None:
         check_source(make_plugin("source", ref), needs_discriminator=trains)
 
 
-def prefetch_assets(cells: list[dict[str, Any]]) -> None:
+def prefetch_assets(cells: list[Cell]) -> None:
     """Fetch (or find in the cache) every asset the cells' plugins declare, here and now.
 
     A missing asset then fails the sweep once, in one line, before anything trains, and
@@ -200,7 +202,7 @@ def prefetch_assets(cells: list[dict[str, Any]]) -> None:
                 fetch(asset)
 
 
-def preflight(pending: list[dict[str, Any]], *, check_this_device: bool = True) -> None:
+def preflight(pending: list[Cell], *, check_this_device: bool = True) -> None:
     """The checks a sweep makes before anything trains, and ``--dry-run`` makes too: the
     device exists (``check_this_device``: cells run on this machine), the extractor's
     weights are here, every declared asset is fetched, and every dataset and source keeps
@@ -233,7 +235,7 @@ def run_sweep(
     keep_stale: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_stale: Callable[[list[StaleRecord]], None] | None = None,
-    on_cell_done: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
+    on_cell_done: Callable[[Cell, Record | None], None] | None = None,
     progress: Callable[[str, str, int, int], None] | None = None,
     wait: bool = True,
     reference: str = DEFAULT_REFERENCE,

@@ -16,7 +16,6 @@ untrusted share out.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -28,6 +27,12 @@ import numpy as np
 import torch
 
 from gtbench.measure import evaluation as ev
+from gtbench.measure.feature_identity import (
+    CACHE_FORMAT,
+    canonical_json,
+    digest,
+    feature_identity,
+)
 from gtbench.plugin import registry
 from gtbench.plugin.base import Dataset, Extractor, Source
 from gtbench.plugin.images import match_format
@@ -139,6 +144,9 @@ def fit_domain_classifier(
 
 
 ADAPTATION_DIR = "adaptation"  # source-sample features: <cache>/adaptation/<digest>.pt
+# per process: a worker running many cells of one target fits its classifier once
+_DOMAIN_DATASETS: dict[str, tuple[Dataset, str]] = {}
+_CLASSIFIERS: dict[tuple[str, str, str], DomainClassifier] = {}
 
 
 def source_domain(
@@ -155,9 +163,12 @@ def source_domain(
     channels = ev.evaluated_channels(target)  # grey for a grey target of a colour source
     name = source.domain_dataset
     if name:
-        dataset = registry.datasets().create(PluginSpec(name, {}))
+        if name not in _DOMAIN_DATASETS:  # its content hash loads every image: once a process
+            dataset = registry.datasets().create(PluginSpec(name, {}))
+            _DOMAIN_DATASETS[name] = (dataset, dataset.content_hash())
+        dataset, content = _DOMAIN_DATASETS[name]
         n = min(SOURCE_SAMPLES, dataset.info.size)
-        identity = {"dataset": name, "content": dataset.content_hash(), "n": n}
+        identity = {"dataset": name, "content": content, "n": n}
 
         def real_images() -> torch.Tensor:
             images = dataset.images()
@@ -199,32 +210,34 @@ def domain_classifier(
 ) -> DomainClassifier:
     """The source-vs-target classifier of a (source side, target, extractor) triple.
 
-    The source side's features are cached on disk by its identity, the target's format
-    and the extractor's identity (``source_images`` runs only on a miss); the target side
-    is the target's shot pool and validation images, at the format the generator is
-    judged in (``target`` is the matched target)."""
+    The source side's features are cached on disk by its identity and the whole feature
+    identity (:func:`gtbench.measure.feature_identity.feature_identity`: extractor version,
+    weights, torch-fidelity, dtype, device type, the target's format) — ``source_images``
+    runs only on a miss; the target side is the target's shot pool and validation images,
+    at the format the generator is judged in (``target`` is the matched target)."""
     module = ev.load_feature_extractor(extractor, device)
     info = target.info
     channels = ev.evaluated_channels(target)  # the samples are judged in these channels
     fields = {
-        "format": ev.CACHE_FORMAT,
+        "format": CACHE_FORMAT,
         "source_samples": SOURCE_SAMPLES,
         "source_seed": SOURCE_SEED,
         "source": source_identity,
-        "resolution": info.resolution,
-        "channels": channels,
-        "extractor": extractor.identity(),
-        "fidelity_extractor": extractor.fidelity_name(),
-        "feature_layer": extractor.feature_layer(),
+        "features": feature_identity(
+            extractor, resolution=info.resolution, channels=channels, device=device
+        ),
     }
-    digest = ev._digest(fields)
-    path = Path(cache_dir) / ADAPTATION_DIR / f"{digest}.pt"
+    key = digest(fields)
+    path = Path(cache_dir) / ADAPTATION_DIR / f"{key}.pt"
+    memo = (key, target.content_hash(), str(path))
+    if memo in _CLASSIFIERS:
+        return _CLASSIFIERS[memo]
     common = {"device": device, "batch_size": batch_size, "progress": progress}
-    source = ev._load_cached(path, digest, int(source_identity["n"]))
+    source = ev._load_cached(path, key, int(source_identity["n"]))
     if source is None:
         images = source_images()
         source = ev.extract_features(module, images, stage="features-source", **common)
-        payload = {"digest": digest, "key": json.dumps(fields, sort_keys=True, default=str)}
+        payload = {"digest": key, "key": canonical_json(fields)}
         try:
             ev._save_atomic(path, {**payload, "features": source})
         except OSError as error:  # a read-only cache slows the next run, nothing more
@@ -235,7 +248,11 @@ def domain_classifier(
         module, target_images, stage="features-target-domain", **common
     )
     classifier = fit_domain_classifier(source, target_features)
-    return dataclasses.replace(classifier, source_side=_side(source_identity))
+    classifier = dataclasses.replace(classifier, source_side=_side(source_identity))
+    if len(_CLASSIFIERS) > 8:
+        _CLASSIFIERS.clear()
+    _CLASSIFIERS[memo] = classifier
+    return classifier
 
 
 def _side(identity: dict[str, Any]) -> str:

@@ -13,10 +13,8 @@ them only through the plugin base classes and torch-fidelity's extractor registr
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import io
-import json
 import logging
 import math
 import time
@@ -45,8 +43,9 @@ from torch_fidelity.utils import create_feature_extractor
 from gtbench.errors import UsageError
 from gtbench.files.atomic import atomic_write_bytes
 from gtbench.measure.eval_settings import PROTOCOL_VERSION, EvalSettings
+from gtbench.measure.feature_identity import reference_keys
 from gtbench.plugin.base import Dataset, Extractor
-from gtbench.plugin.images import as_rgb, match_format, tensor_sha256, to_uint8
+from gtbench.plugin.images import as_rgb, match_format, to_uint8
 from gtbench.plugin.networks import Generator
 
 if TYPE_CHECKING:
@@ -74,11 +73,10 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
-CACHE_FORMAT = 1  # bump when the cache file layout or the feature pipeline changes
 # Above this many features per side, KID falls back to torch-fidelity's per-subset loop:
 # the whole-set kernel matrices would need n² float64 each.
 KID_WHOLE_KERNEL_MAX = 4096
-REFERENCE_DIR = "reference"  # reference features: <cache>/reference/<reference_key>.pt
+REFERENCE_DIR = "reference"  # reference features: <cache>/reference/<cache key>.pt
 DISTANCE = "cosine"  # 1 - cosine similarity, for memorisation and diversity
 DISTANCE_NOTE = "cosine distance (1 - cosine similarity) in the extractor's feature space"
 DIVERSITY_NOTE = (
@@ -245,26 +243,6 @@ def extract_features(
 # --------------------------------------------------------------------------- reference cache
 
 
-def reference_key(dataset: Dataset, images: torch.Tensor, extractor: Extractor) -> dict[str, Any]:
-    """What the cached reference features depend on: content, resolution and extractor.
-
-    The evaluation images are hashed too, so a dataset that overrides its evaluation set
-    (or its shot pool) can never hit another split's entry."""
-    return {
-        "format": CACHE_FORMAT,
-        "dataset_content": dataset.content_hash(),
-        "evaluation_images": tensor_sha256(images),
-        "resolution": dataset.info.resolution,
-        "extractor": extractor.identity(),
-        "fidelity_extractor": extractor.fidelity_name(),
-        "feature_layer": extractor.feature_layer(),
-    }
-
-
-def _digest(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
 def _load_cached(path: Path, digest: str, n: int) -> torch.Tensor | None:
     """The cached features, or None when absent, corrupt or not for this key."""
     if not path.is_file():
@@ -288,7 +266,7 @@ def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def reference_cache_path(cache_dir: str | Path, key: str) -> Path:
-    """Where the reference features of ``key`` (a record's ``eval.reference_key``) live."""
+    """Where the reference features of ``key`` (a record's ``eval.reference_cache_key``) live."""
     return Path(cache_dir) / REFERENCE_DIR / f"{key}.pt"
 
 
@@ -306,8 +284,15 @@ def reference_features(
 
     Returns the features and what to record about the cache (hit or miss, file, key)."""
     images = dataset.evaluation_images()
-    fields = reference_key(dataset, images, extractor)
-    digest = _digest(fields)
+    info = dataset.info
+    reference_key, digest, identity = reference_keys(
+        dataset.content_hash(),
+        images,
+        extractor,
+        resolution=info.resolution,
+        channels=int(images.shape[1]),  # grey where a grey target is judged in grey
+        device=device,
+    )
     path = reference_cache_path(cache_dir, digest)
     features = _load_cached(path, digest, len(images))
     status = "hit"
@@ -321,14 +306,19 @@ def reference_features(
             progress=progress,
             stage="features-reference",
         )
-        payload = {"digest": digest, "key": json.dumps(fields, sort_keys=True)}
+        payload = {"digest": digest, "reference_key": reference_key, "features_of": identity}
         payload.update(dataset=dataset.name, features=features)
         try:
             _save_atomic(path, payload)
         except OSError as error:  # a read-only cache slows the next run, nothing more
             log.warning("could not write reference cache %s: %s", path, error)
-    # the key, not the file: a record names no path of the machine that made it
-    info = {"reference_cache": status, "reference_key": digest}
+    # the keys, not the file: a record names no path of the machine that made it
+    info = {
+        "reference_cache": status,
+        "reference_key": reference_key,
+        "reference_cache_key": digest,
+        "feature_identity": identity,
+    }
     return features, info
 
 

@@ -1,42 +1,66 @@
-"""Turning a suite into cells: the cross product, each cell's resolved configuration and
-its ``run_id`` (a hash of everything that can change its numbers)."""
+"""Turning a suite into cells: the cross product and each cell's resolved configuration,
+with its ``run_id`` from :mod:`gtbench.plan.identity`."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from gtbench.errors import UsageError
-from gtbench.plan.suite import PluginRef, Suite
+from gtbench.plan import identity
+from gtbench.plan.suite import PluginRef as SuiteRef
+from gtbench.plan.suite import Suite
 from gtbench.plugin import registry
 from gtbench.plugin.base import Dataset, Plugin, Source
 from gtbench.plugin.images import compared_channels
 from gtbench.plugin.spec import PluginSpec, parse_spec
 from gtbench.train.method import Method
 
-# 2: run_id covers plugin, trainer and protocol versions, the dataset's content and the
-# extractor's identity; ``train``/``eval`` settings that cannot change a number are left out.
-SCHEMA_VERSION = 2
+
+class PluginRef(TypedDict):
+    """A resolved plugin: its name, every parameter (defaults filled in) and its class's
+    ``version``; an extractor's also carries ``identity`` (its weights hash)."""
+
+    name: str
+    params: dict[str, Any]
+    version: str
 
 
-def _identity_fields(cls: type) -> list[str]:
-    """Fields of a settings dataclass that can change a number; a field declared with
-    ``metadata={"identity": False}`` cannot (e.g. the evaluation batch size) and is left
-    out of ``run_id``."""
-    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("identity", True)]
+class _CellRequired(TypedDict):
+    schema_version: int  # identity.SCHEMA_VERSION
+    protocol_version: str
+    trainer_version: str | None  # None for methods that do not train
+    source: PluginRef
+    method: PluginRef
+    dataset: PluginRef
+    dataset_content: str  # the target's content at the source's format
+    shots: int
+    seed: int
+    train: dict[str, Any]  # TrainConfig fields; {} for methods that do not train
+    eval: dict[str, Any]  # {"extractor": PluginRef + identity, **EvalSettings fields}
+    keep_weights: bool
+    run_id: str  # identity.run_id_of(the rest)
 
 
-def eval_identity_fields() -> list[str]:
-    from gtbench.measure.eval_settings import EvalSettings
+class Cell(_CellRequired, total=False):
+    """One source × method × target × shots × seed with every setting resolved: what a
+    launcher runs and :func:`gtbench.results.records.new_record` turns into a record.
+    Built by :func:`plan_suite`; ``gtbench tune`` adds the optional fields and re-hashes
+    (:func:`gtbench.plan.identity.run_id_of`). A JSON-able dict, so it crosses process
+    and cluster boundaries as it is."""
 
-    return _identity_fields(EvalSettings)
+    curve: dict[str, int]  # {"points", "n_samples"}; never part of the identity
+    selection: str  # "trial", "tuned-validation", ...; absent: "default"
+    split: str  # "validation" for tuning trials and regime cells; absent: "evaluation"
+    budget: str  # the suite part's named horizon ("adapted", "long"); absent: none
+    shots_apart_from_seeds: list[int]  # a trial's shots are drawn apart from these seeds'
+    tuning: dict[str, Any]  # how a tuned cell's configuration was chosen
+    tuning_history: list[dict[str, Any]]  # every trial of that choice (not identity)
 
 
-def plugin_ref(kind: str, ref: PluginRef) -> dict[str, Any]:
+def plugin_ref(kind: str, ref: SuiteRef) -> PluginRef:
     """Resolve a plugin reference to ``{"name", "params", "version"}``: every default
     filled in, and the plugin class's ``version``."""
     spec = parse_spec(ref)
@@ -48,7 +72,7 @@ def plugin_ref(kind: str, ref: PluginRef) -> dict[str, Any]:
     }
 
 
-def make_plugin(kind: str, ref: dict[str, Any]) -> Any:
+def make_plugin(kind: str, ref: PluginRef) -> Any:
     """Instantiate a plugin from a resolved reference stored in a cell."""
     return registry.registry(kind).create(PluginSpec(ref["name"], ref["params"]))
 
@@ -64,44 +88,6 @@ def describe(ref: dict[str, Any], kind: str) -> str:
     return str(PluginSpec(ref["name"], changed))
 
 
-def matched_content_hash(
-    content_hash: str, resolution: int, channels: int, compared: int | None = None
-) -> str:
-    """The content hash of a dataset (``content_hash``) seen through :class:`MatchedTarget`
-    at ``resolution`` and ``channels``, evaluated in ``compared`` channels
-    (:func:`~gtbench.plugin.images.compared_channels`): part of a cell's identity,
-    computed at plan time without converting any image. ``compared`` enters the hash only
-    where it differs from ``channels`` (a grey target of a colour source), so every other
-    cell keeps its identity."""
-    key = f"{content_hash}:{resolution}:{channels}:bicubic-antialias"
-    if compared is not None and compared != channels:
-        key += f":compared-in-{compared}"
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-_NOT_IDENTITY = ("run_id", "keep_weights", "curve")  # a curve never changes a number
-
-
-def identity_of(cell: dict[str, Any]) -> dict[str, Any]:
-    """What a cell's ``run_id`` hashes: the whole cell except ``run_id``, ``keep_weights``
-    and the train/eval settings that cannot change a number."""
-    from gtbench.measure.eval_settings import EvalSettings
-    from gtbench.train.trainer import TrainConfig
-
-    identity = {k: v for k, v in cell.items() if k not in _NOT_IDENTITY}
-    for key, cls in (("train", TrainConfig), ("eval", EvalSettings)):
-        if isinstance(identity.get(key), dict):
-            dropped = {f.name for f in dataclasses.fields(cls)} - set(_identity_fields(cls))
-            identity[key] = {k: v for k, v in identity[key].items() if k not in dropped}
-    return identity
-
-
-def run_id_of(cell: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a cell's identity, shortened to 16 hex digits."""
-    canonical = json.dumps(identity_of(cell), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
 @dataclass
 class Skipped:
     """A combination the plan leaves out, with the reason shown to the user."""
@@ -114,7 +100,7 @@ class Skipped:
 
 @dataclass
 class Plan:
-    cells: list[dict[str, Any]] = field(default_factory=list)
+    cells: list[Cell] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
 
@@ -140,7 +126,7 @@ def plan_suite(suite: Suite) -> Plan:
     parameters, and shot counts a dataset cannot provide — before anything trains."""
     plan = Plan()
     seen: set[str] = set()
-    hashes: dict[str, str] = {}  # content hashes and extractor identities, once per plan
+    hashes: dict[str, Any] = {}  # content hashes and extractor identities, once per plan
     for part in suite.parts():
         sub = _plan_part(part, hashes)
         plan.cells += [cell for cell in sub.cells if cell["run_id"] not in seen]
@@ -149,29 +135,31 @@ def plan_suite(suite: Suite) -> Plan:
     return plan
 
 
-def _memo(hashes: dict[str, str], kind: str, ref: dict[str, Any], compute: Any) -> str:
-    key = f"{kind}:{json.dumps(ref, sort_keys=True, default=str)}"
+def _memo(hashes: dict[str, Any], kind: str, ref: dict[str, Any], compute: Any) -> Any:
+    key = f"{kind}:{identity.canonical_json(ref)}"
     if key not in hashes:
         hashes[key] = compute()
     return hashes[key]
 
 
-def extractor_identity(extractor: Any) -> str:
-    """The extractor's identity (its weights hash): fetches declared weights first when
-    they are not here yet, failing in one line when they cannot be obtained."""
+def _extractor_ref(ref: dict[str, Any]) -> dict[str, Any]:
+    """The extractor's part of a cell's identity (:func:`identity.extractor_ref`): fetches
+    declared weights first when they are not here yet, failing in one line when they
+    cannot be obtained."""
     from gtbench.errors import MissingAssetError
 
+    extractor = make_plugin("extractor", ref)
     try:
-        return str(extractor.identity())
+        return identity.extractor_ref(extractor)
     except MissingAssetError:
         from gtbench.files.assets import fetch
 
         for asset in type(extractor).assets:
             fetch(asset)
-        return str(extractor.identity())
+        return identity.extractor_ref(extractor)
 
 
-def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
+def _plan_part(suite: Suite, hashes: dict[str, Any]) -> Plan:
     from gtbench.measure.eval_settings import PROTOCOL_VERSION
     from gtbench.train.trainer import TRAINER_VERSION
 
@@ -184,12 +172,7 @@ def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
     methods = [plugin_ref("method", r) for r in suite.methods]
     datasets = [plugin_ref("dataset", r) for r in suite.datasets]
     extractor = plugin_ref("extractor", suite.extractor)
-    extractor["identity"] = _memo(
-        hashes,
-        "extractor",
-        extractor,
-        lambda: extractor_identity(make_plugin("extractor", extractor)),
-    )
+    extractor = _memo(hashes, "extractor", extractor, lambda: _extractor_ref(extractor))
     try:
         train = dataclasses.asdict(suite.train_config())
         evaluation = dataclasses.asdict(suite.eval_settings())
@@ -241,15 +224,15 @@ def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
                     )
                     continue
                 # the target as this source sees it (its resolution and channels)
-                content = matched_content_hash(
+                content = identity.matched_content_hash(
                     _memo(hashes, "dataset", dataset_ref, dataset.content_hash),
                     info.resolution,
                     info.channels,
                     compared_channels(info.channels, dataset.info.channels),
                 )
                 for k, seed in itertools.product(shots, seeds):
-                    cell = {
-                        "schema_version": SCHEMA_VERSION,
+                    cell: Cell = {
+                        "schema_version": identity.SCHEMA_VERSION,
                         "protocol_version": PROTOCOL_VERSION,
                         "trainer_version": TRAINER_VERSION if method.trains() else None,
                         "source": source_ref,
@@ -268,6 +251,6 @@ def _plan_part(suite: Suite, hashes: dict[str, str]) -> Plan:
                         cell["split"] = "validation"
                     if suite.budget:
                         cell["budget"] = suite.budget
-                    cell["run_id"] = run_id_of(cell)
+                    cell["run_id"] = identity.run_id_of(cell)
                     plan.cells.append(cell)
     return plan

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from gtbench.errors import GtbenchError
 
 __all__ = [
+    "GREY_TO_RGB",
+    "RESIZE_MODE",
     "as_rgb",
     "compared_channels",
     "image_sha256s",
@@ -23,6 +25,12 @@ __all__ = [
     "to_uint8",
     "to_unit_range",
 ]
+
+
+# How images change format on their way to a network: part of every content and feature
+# identity that covers a conversion (a change here must change these names).
+RESIZE_MODE = "bicubic-antialias"  # match_format's resize
+GREY_TO_RGB = "repeat"  # as_rgb's (and match_format's) grey to colour
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:

@@ -4,11 +4,13 @@ statistics against a reference method) and ``ranks.csv`` (mean rank over targets
 rebuilt from the records alone.
 
 Rows are grouped by everything that can change a number and by nothing else: the
-evaluation identity (reference set ``reference_key``, extractor weights
-``extractor_identity``, ``n_samples``, KID subset size and count) and the training
-hyper-parameters, never the evaluation batch size. A *target* is one source × dataset ×
-shots × extractor × evaluation identity × selection × training protocol; methods that do
-not train (``source-only``) join every training protocol of their evaluation.
+evaluation identity (:func:`gtbench.plan.identity.evaluation_identity`: reference set
+``reference_key``, extractor weights ``extractor_identity``, ``n_samples``, KID subset
+size and count) and the training hyper-parameters (``protocol``:
+:func:`gtbench.plan.identity.protocol_of`), never the evaluation batch size. A *target*
+is one source × dataset × shots × extractor × evaluation identity × selection × training
+protocol; methods that do not train (``source-only``) join every training protocol of
+their evaluation.
 
 Within a target, every method is compared with the reference method (default
 ``finetune``) seed by seed (the seed fixes the shots): see :mod:`gtbench.measure.stats`. The
@@ -36,8 +38,6 @@ once on a shared filesystem: each leaves a complete, valid CSV.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,8 +47,10 @@ from typing import Any
 import pandas as pd
 
 from gtbench.measure.eval_settings import DEFAULT_REFERENCE
+from gtbench.plan import identity
+from gtbench.plan.identity import DEFAULT_SELECTION
 from gtbench.results import provenance
-from gtbench.results.records import DEFAULT_SELECTION, atomic_write_text, iter_records, selection_of
+from gtbench.results.records import atomic_write_text, iter_records, stale_reasons
 from gtbench.results.timestamps import timestamp_key
 
 KEY = ["source", "method", "dataset", "shots", "extractor"]
@@ -56,7 +58,6 @@ LEAD_METRICS = ["fid", "kid_mean"]
 RUNS_CSV = "runs.csv"
 LEADERBOARD_CSV = "leaderboard.csv"
 RANKS_CSV = "ranks.csv"
-PLAN_JSON = "sweep.json"
 NOT_A_METRIC = "not a metric"
 NO_REFERENCE = "no reference"
 REFERENCE = "reference"
@@ -95,6 +96,9 @@ DETAILS = [
     "kid_ci_method",
 ]
 BUDGET = ["g_steps", "d_steps", "warmup_steps"]
+# what a run cost (record["memory"]; wall times are the record's "timings"): runs.csv has
+# them per run, the leaderboard the timings' means and the largest peak over the seeds
+MEMORY = ["peak_rss_mb", "cuda_peak_mb", "cuda_reserved_peak_mb"]
 # one rank table per selection (default, tuned-validation, ...): never ranked together
 RANK_COLUMNS = [
     "method",
@@ -108,15 +112,6 @@ RANK_COLUMNS = [
 # A suite's named horizon (`budget = "adapted"`, `"long"`): rows and rank tables of
 # different budgets are never pooled. The column appears once any record names one.
 BUDGET_LABEL = "budget"
-# Record fields (under "eval") that define what a number measures; nothing else in
-# "eval" (batch size, device, timings, notes) may split a leaderboard row.
-EVAL_IDENTITY = (
-    "reference_key",
-    "extractor_identity",
-    "n_samples",
-    "kid_subset_size",
-    "kid_subsets",
-)
 _FLAGS = ["fid_valid", "is_metric"]
 
 
@@ -129,21 +124,6 @@ def _described(ref: dict[str, Any], kind: str) -> str:
     except Exception:  # noqa: BLE001 - plugin no longer installed: show every parameter
         params = ",".join(f"{k}={v}" for k, v in sorted(ref["params"].items()))
         return ref["name"] + (":" + params if params else "")
-
-
-def _short_hash(payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:6]
-
-
-def _protocol(record: dict[str, Any]) -> str:
-    """``<evaluation hash>-<training hash>``: the evaluation identity and the training
-    hyper-parameters; ``none`` for methods that do not train."""
-    evaluation = {k: v for k, v in record.get("eval", {}).items() if k in EVAL_IDENTITY}
-    train = dict(record.get("hparams", {}).get("train", {}))
-    for key in (record.get("tuning") or {}).get("searched", []):  # tuned rows: budget only
-        train.pop(str(key).removeprefix("train."), None)
-    return f"{_short_hash(evaluation)}-{_short_hash(train) if train else 'none'}"
 
 
 def fid_valid(record: dict[str, Any]) -> bool:
@@ -235,9 +215,9 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
             "shots": record["shots"],
             "seed": record["seed"],
             "extractor": _described(record["eval"]["extractor"], "extractor"),
-            "selection": selection_of(record),
-            BUDGET_LABEL: record.get(BUDGET_LABEL) or "",
-            "protocol": _protocol(record),
+            "selection": identity.selection_of(record),
+            BUDGET_LABEL: identity.budget_of(record),
+            "protocol": identity.protocol_of(record),
             "fid_valid": fid_valid(record),
             "is_metric": is_metric(record),
             "stale": record["run_id"] in stale,
@@ -257,6 +237,10 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
                 row[name] = record[name]
         for name, value in sorted(record.get("timings", {}).items()):
             row[name] = value
+        memory = record.get("memory") or {}  # older records have none: NaN columns
+        for name in MEMORY:
+            if isinstance(memory.get(name), (int, float)):
+                row[name] = memory[name]
         row["finished_at"] = record.get("finished_at", "")
         row["error"] = record.get("error") or ""
         rows.append(row)
@@ -266,10 +250,8 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
 def _stale_reasons(results_dir: str | Path, records: list[dict[str, Any]]) -> dict[str, str]:
     """``{run_id: why}`` of the stale records (older plugin/trainer/protocol versions,
     superseded): their rows are set apart, never averaged with current ones."""
-    from gtbench.results import records as record_module
-
     try:
-        return record_module.stale_reasons(results_dir, records)
+        return stale_reasons(results_dir, records)
     except Exception:  # noqa: BLE001 - a table must still be written; treat all as current
         return {}
 
@@ -290,6 +272,7 @@ _NOT_AVERAGED = {
     "finished_at",
     "kid_std",
     *_FLAGS,
+    *MEMORY,  # the largest over the seeds instead (``*_max``)
 }
 _ROW = [*KEY, BUDGET_LABEL, "selection", "stale", "protocol"]
 
@@ -391,6 +374,9 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
     for name in BUDGET:
         if name in latest and latest[name].notna().any():
             board[name] = grouped[name].mean()
+    for name in MEMORY:
+        if name in latest and latest[name].notna().any():
+            board[f"{name}_max"] = grouped[name].max()
     if "other_hardware" in latest:  # --beside: a row with any record from other hardware
         board["other_hardware"] = grouped["other_hardware"].agg(lambda v: bool(v.any()))
     board = board.reset_index()

@@ -1,5 +1,7 @@
-"""The one record writer: one ``record.json`` per cell, written atomically, and readers
-that treat a corrupt or truncated record as missing (reported, then re-run)."""
+"""Records: the typed :class:`Record` of one cell, built in one place (:func:`new_record`,
+:func:`failed_record`), the one writer (one ``record.json`` per cell, written atomically),
+the reader that brings older records to the current shape (:func:`upgrade_record`) and
+treats a corrupt or truncated record as missing (reported, then re-run), and staleness."""
 
 from __future__ import annotations
 
@@ -7,17 +9,125 @@ import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from gtbench.errors import GtbenchError
 from gtbench.files.atomic import atomic_write_bytes as atomic_write_bytes  # re-exported
 from gtbench.files.atomic import atomic_write_text as atomic_write_text  # re-exported
+from gtbench.measure.eval_settings import PROTOCOL_VERSION
+from gtbench.plan import identity
+from gtbench.plugin import registry
+from gtbench.plugin.spec import PluginSpec
 from gtbench.results.timestamps import timestamp_key
 
+if TYPE_CHECKING:
+    from gtbench.plan.cells import Cell, PluginRef
+
 RECORD = "record.json"
+PLAN_JSON = "sweep.json"  # the last sweep's plan (cells, skipped, kept stale records)
 FAILED_RECORD = "record.failed.json"  # a failed rerun of a cell whose ok record is kept
 RUNNING = "running.json"  # present while a cell runs (host, pid): `gtbench status`
 TRACEBACK = "traceback.txt"
 STATUSES = ("ok", "failed", "diverged")
+
+
+class _RecordRequired(TypedDict):
+    schema_version: int  # the identity schema of its cell (identity.SCHEMA_VERSION)
+    run_id: str
+    status: str  # one of STATUSES
+    error: str | None
+    source: PluginRef
+    method: PluginRef
+    dataset: PluginRef
+    shots: int
+    seed: int
+    hparams: dict[str, Any]  # {"method": params, "train": TrainConfig fields}
+    eval: dict[str, Any]  # the cell's eval settings and extractor, then what evaluate used
+    metrics: dict[str, Any]  # fid, kid_mean, kid_std (over KID subsets), ... and fid_valid
+    timings: dict[str, float]
+
+
+class Record(_RecordRequired, total=False):
+    """One cell's ``record.json`` (docs/results.md lists every field). Required fields are
+    there in every record :func:`read_record` returns, older ones included
+    (:func:`upgrade_record`); the others are there when the run got that far."""
+
+    dataset_content: str | None
+    trainer_version: str | None
+    protocol_version: str | None
+    selection: str | dict[str, Any]  # a table in records of early tuning code
+    split: str
+    budget: str  # the suite's named horizon ("adapted", "long"); absent: none
+    tuning: dict[str, Any]
+    shots_apart_from_seeds: list[int]
+    started_at: str
+    finished_at: str
+    gtbench_version: str
+    plugins: dict[str, dict[str, str]]
+    environment: dict[str, Any]
+    device: str
+    traceback: str
+    train_indices: list[int]
+    shot_sha256: list[str]
+    shot_eval_overlap: int
+    source_notes: dict[str, Any]
+    discriminator: str
+    g_steps: int
+    d_steps: int
+    warmup_steps: int
+    images_seen: int
+    unequal_budget: str
+    train_log: str
+    method_metrics: dict[str, Any]
+    ema_batchnorm: str
+    curve: list[dict[str, Any]]
+    curve_note: str
+    curve_best_by: str
+    samples: str
+    weights: dict[str, Any] | None
+    # the cell's own peak memory: peak_rss_mb, peak_rss_measure, [cuda_peak_mb,
+    # cuda_reserved_peak_mb] (gtbench.launch.resources); absent in older records
+    memory: dict[str, Any]
+
+
+def new_record(cell: Cell) -> Record:
+    """The record of ``cell`` before it runs (status ``failed`` until it succeeds): its
+    identity and settings copied from the cell, empty metrics and timings."""
+    record: Record = {
+        "schema_version": cell.get("schema_version", identity.SCHEMA_VERSION),
+        "run_id": cell["run_id"],
+        "status": "failed",
+        "error": None,
+        "source": cell["source"],
+        "method": cell["method"],
+        "dataset": cell["dataset"],
+        "shots": cell["shots"],
+        "seed": cell["seed"],
+        "dataset_content": cell.get("dataset_content"),
+        "trainer_version": cell.get("trainer_version"),
+        "protocol_version": cell.get("protocol_version"),
+        "selection": cell.get("selection", identity.DEFAULT_SELECTION),
+        "split": cell.get("split", "evaluation"),
+        "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
+        "eval": dict(cell["eval"]),
+        "metrics": {},
+        "timings": {},
+    }
+    if cell.get("budget"):  # the suite's named horizon ("adapted", "long")
+        record["budget"] = cell["budget"]
+    if cell.get("shots_apart_from_seeds") is not None:
+        record["shots_apart_from_seeds"] = list(cell["shots_apart_from_seeds"])
+    if cell.get("tuning"):  # how the configuration was chosen, with every trial
+        record["tuning"] = {**cell["tuning"], "history": cell.get("tuning_history", [])}
+    return record
+
+
+def failed_record(cell: Cell, error: str) -> Record:
+    """A ``failed`` record for a cell whose job ended without writing one (a launcher's
+    stand-in: killed, out of memory, never started); ``error``'s first line is kept."""
+    record = new_record(cell)
+    record["error"] = error.splitlines()[0][:500] if error else "job ended without a record"
+    return record
 
 
 def runs_dir(results_dir: str | Path) -> Path:
@@ -28,7 +138,7 @@ def run_dir(results_dir: str | Path, run_id: str) -> Path:
     return runs_dir(results_dir) / run_id
 
 
-def write_record(results_dir: str | Path, record: dict[str, Any]) -> Path:
+def write_record(results_dir: str | Path, record: Record) -> Path:
     """Write a cell's record atomically; returns its path.
 
     A failure never replaces a good result: when the cell already has an ``ok`` record
@@ -58,8 +168,26 @@ class CorruptRecord(Exception):
     """A record.json that does not parse or lacks its required fields."""
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """Parse a record; raise :class:`CorruptRecord` saying what is wrong."""
+def upgrade_record(raw: dict[str, Any]) -> Record:
+    """A record as :class:`Record` whatever code wrote it: fields that older records (or a
+    launcher's stand-in record of earlier versions) lack get the value every reader has
+    assumed for them — ``schema_version`` 1 (before plugin versions were recorded), no
+    error, empty metrics, timings, settings and hyper-parameters, the ``default``
+    selection and the ``evaluation`` split. A new copy; nothing is written back."""
+    record = dict(raw)
+    record.setdefault("schema_version", 1)
+    record.setdefault("error", None)
+    for key in ("hparams", "eval", "metrics", "timings"):
+        if not isinstance(record.get(key), dict):
+            record[key] = {}
+    record.setdefault("selection", identity.DEFAULT_SELECTION)
+    record.setdefault("split", "evaluation")
+    return record  # type: ignore[return-value]
+
+
+def read_record(path: Path) -> Record:
+    """Parse a record and bring it to the current shape (:func:`upgrade_record`); raise
+    :class:`CorruptRecord` saying what is wrong."""
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -70,10 +198,10 @@ def read_record(path: Path) -> dict[str, Any]:
         or "run_id" not in record
     ):
         raise CorruptRecord(f"{path}: not a gtbench record (missing status or run_id)")
-    return record
+    return upgrade_record(record)
 
 
-def load_record(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+def load_record(results_dir: str | Path, run_id: str) -> Record | None:
     """The record of ``run_id``, or None when absent or corrupt (with a warning)."""
     path = run_dir(results_dir, run_id) / RECORD
     if not path.exists():
@@ -85,7 +213,7 @@ def load_record(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def iter_records(results_dir: str | Path) -> Iterator[dict[str, Any]]:
+def iter_records(results_dir: str | Path) -> Iterator[Record]:
     """Every readable record under ``results_dir/runs`` (corrupt ones are skipped)."""
     root = runs_dir(results_dir)
     if not root.is_dir():
@@ -99,8 +227,6 @@ def iter_records(results_dir: str | Path) -> Iterator[dict[str, Any]]:
 
 def find_run(results_dir: str | Path, prefix: str) -> str:
     """The run id starting with ``prefix``; one clear error when none or several match."""
-    from gtbench.errors import GtbenchError
-
     root = runs_dir(results_dir)
     matches = (
         sorted(p.name for p in root.glob(f"{prefix}*") if (p / RECORD).exists())
@@ -125,15 +251,6 @@ def find_run(results_dir: str | Path, prefix: str) -> str:
 # place; tables and ``gtbench status`` set them apart, except those the last sweep kept
 # with ``--keep-stale``.
 
-_KINDS = ("source", "method", "dataset", "extractor")
-DEFAULT_SELECTION = "default"  # a configuration run as its plugins define it
-
-
-def plugin_ref_of(item: dict[str, Any], kind: str) -> dict[str, Any]:
-    """The ``{"name", "params", "version", ...}`` of one plugin of a record or a cell."""
-    ref = (item.get("eval") or {}).get("extractor") if kind == "extractor" else item.get(kind)
-    return ref if isinstance(ref, dict) else {}
-
 
 class _Installed:
     """Installed plugin versions and extractor identities, looked up once per use."""
@@ -143,23 +260,19 @@ class _Installed:
 
     @staticmethod
     def version(kind: str, name: str) -> str | None:
-        from gtbench.plugin import registry
-
         try:
             return str(registry.registry(kind).get(name).version)
         except Exception:  # noqa: BLE001 - not installed or broken here: cannot tell
             return None
 
     def identity(self, ref: dict[str, Any]) -> str | None:
-        from gtbench.plugin import registry
-        from gtbench.plugin.spec import PluginSpec
-
-        params = json.dumps(ref.get("params", {}), sort_keys=True, default=str)
-        key = (str(ref.get("name")), params)
+        """The installed extractor's weights identity for ``ref``'s name and parameters."""
+        key = (str(ref.get("name")), identity.canonical_json(ref.get("params", {})))
         if key not in self._identities:
             try:
                 spec = PluginSpec(key[0], ref.get("params", {}))
-                self._identities[key] = registry.extractors().create(spec).identity()
+                extractor = registry.extractors().create(spec)
+                self._identities[key] = identity.extractor_ref(extractor)["identity"]
             except Exception:  # noqa: BLE001 - weights missing here: cannot tell
                 self._identities[key] = None
         return self._identities[key]
@@ -174,15 +287,14 @@ def staleness(record: dict[str, Any], installed: _Installed | None = None) -> st
     not installed here cannot be judged and does not make a record stale. Dataset content
     is not read (too slow for a table): new content gives new run ids at plan time, and
     the newer record then supersedes this one (:func:`stale_reasons`)."""
-    from gtbench.measure.eval_settings import PROTOCOL_VERSION
-    from gtbench.train.trainer import TRAINER_VERSION
+    from gtbench.train.trainer import TRAINER_VERSION  # torch: only to judge staleness
 
     installed = installed or _Installed()
-    if int(record.get("schema_version") or 1) < 2:
+    if identity.schema_of(record) < 2:
         return "made before plugin versions were recorded (schema 1)"
     reasons = []
-    for kind in _KINDS:
-        ref = plugin_ref_of(record, kind)
+    for kind in identity.KINDS:
+        ref = identity.plugin_ref_of(record, kind)
         now = installed.version(kind, str(ref.get("name")))
         if now is not None and str(ref.get("version")) != now:
             reasons.append(f"{kind} {ref.get('name')} version {ref.get('version')} → {now}")
@@ -193,7 +305,7 @@ def staleness(record: dict[str, Any], installed: _Installed | None = None) -> st
         reasons.append(
             f"evaluation protocol version {record.get('protocol_version')} → {PROTOCOL_VERSION}"
         )
-    extractor = plugin_ref_of(record, "extractor")
+    extractor = identity.plugin_ref_of(record, "extractor")
     if not reasons and extractor.get("identity"):
         now = installed.identity(extractor)
         if now is not None and now != extractor["identity"]:
@@ -201,116 +313,8 @@ def staleness(record: dict[str, Any], installed: _Installed | None = None) -> st
     return "; ".join(reasons) or None
 
 
-def difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """What differs between two records/cells of the same configuration: versions, data
-    content, extractor weights (one line)."""
-    if int(old.get("schema_version") or 1) < 2:
-        return "made before plugin versions were recorded (schema 1)"
-    changes = []
-    for kind in _KINDS:
-        a, b = plugin_ref_of(old, kind), plugin_ref_of(new, kind)
-        if a.get("version") != b.get("version"):
-            changes.append(
-                f"{kind} {b.get('name')} version {a.get('version')} → {b.get('version')}"
-            )
-    for key, label in (("trainer_version", "trainer"), ("protocol_version", "protocol")):
-        if old.get(key) != new.get(key) and None not in (old.get(key), new.get(key)):
-            changes.append(f"{label} version {old.get(key)} → {new.get(key)}")
-    if old.get("dataset_content") != new.get("dataset_content"):
-        changes.append(f"dataset {plugin_ref_of(new, 'dataset').get('name')} content changed")
-    a, b = plugin_ref_of(old, "extractor"), plugin_ref_of(new, "extractor")
-    if a.get("identity") != b.get("identity"):
-        changes.append(f"extractor {b.get('name')} weights changed")
-    if int(old.get("schema_version") or 1) != int(new.get("schema_version") or 1):
-        changes.append(f"schema {old.get('schema_version')} → {new.get('schema_version')}")
-    return "; ".join(changes) or "made by other code"
-
-
-def _settings(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The user's choices of a record or a cell, without versions or hashes."""
-    from gtbench.plan.cells import eval_identity_fields
-
-    is_record = "hparams" in item
-    train = (item.get("hparams") or {}).get("train") if is_record else item.get("train")
-    evaluation = item.get("eval") or {}
-    chosen = {}
-    for key in eval_identity_fields():
-        # a record stores the KID subset size used next to the one requested
-        value = evaluation.get(f"{key}_requested", evaluation.get(key)) if is_record else None
-        chosen[key] = value if is_record else evaluation.get(key)
-    parts = {kind: dict(plugin_ref_of(item, kind).get("params") or {}) for kind in _KINDS}
-    parts["train"] = dict(train or {})
-    parts["eval"] = {k: v for k, v in chosen.items() if v is not None}
-    return parts
-
-
-def cell_key(item: dict[str, Any]) -> tuple[Any, ...]:
-    """Plugin names, shots, seed, split and selection of a record or a cell: a tuning
-    trial (validation split) and a default or tuned run on the evaluation set are never
-    the same cell, even with equal settings."""
-    names = tuple(str(plugin_ref_of(item, kind).get("name")) for kind in _KINDS)
-    split = item.get("split") or "evaluation"
-    return (*names, item.get("shots"), item.get("seed"), split, selection_of(item))
-
-
-def selection_of(item: dict[str, Any]) -> str:
-    """How a record's or a cell's configuration was chosen: ``default``, ``trial``,
-    ``tuned-validation``, ... (records of early tuning code hold a table)."""
-    selection = item.get("selection") or DEFAULT_SELECTION
-    if isinstance(selection, dict):
-        selection = selection.get("mode") or selection.get("name") or DEFAULT_SELECTION
-    return str(selection)
-
-
-def same_configuration(
-    a: dict[str, Any], b: dict[str, Any], ignore: frozenset[str] = frozenset()
-) -> bool:
-    """Whether two records/cells are the same cell up to code versions and data: same
-    plugins, shots and seed, and equal parameters and train/eval settings on every key
-    both know (a setting added since the older one was made does not count). The
-    parameters of the plugin kinds in ``ignore`` are not compared."""
-    if cell_key(a) != cell_key(b):
-        return False
-    sa, sb = _settings(a), _settings(b)
-    return all(
-        sa[part][k] == sb[part][k]
-        for part in sa
-        if part not in ignore
-        for k in sa[part].keys() & sb[part].keys()
-    )
-
-
-def changed_versions(old: dict[str, Any], new: dict[str, Any]) -> frozenset[str]:
-    """The plugin kinds whose version differs between two records/cells (all of them when
-    the older one predates recorded versions): their parameters' defaults may differ."""
-    if int(old.get("schema_version") or 1) < 2:
-        return frozenset(_KINDS)
-    return frozenset(
-        kind
-        for kind in _KINDS
-        if plugin_ref_of(old, kind).get("version") != plugin_ref_of(new, kind).get("version")
-    )
-
-
-def parameter_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """``method ewc: weight 5000 → 500, ...`` for the plugin parameters that differ."""
-    sa, sb = _settings(old), _settings(new)
-    parts = []
-    for kind in _KINDS:
-        keys = sorted(sa[kind].keys() & sb[kind].keys())
-        changes = [
-            f"{k} {sa[kind][k]!r} → {sb[kind][k]!r}" for k in keys if sa[kind][k] != sb[kind][k]
-        ]
-        if changes:
-            name = plugin_ref_of(new, kind).get("name")
-            parts.append(f"{kind} {name} parameters: {', '.join(changes)}")
-    return "; ".join(parts)
-
-
 def kept_stale(results_dir: str | Path) -> set[str]:
     """Run ids of stale records the last sweep kept with ``--keep-stale``."""
-    from gtbench.results.leaderboard import PLAN_JSON
-
     try:
         plan = json.loads((Path(results_dir) / PLAN_JSON).read_text())
         return {str(run_id) for run_id in plan.get("kept_stale", {})}
@@ -340,7 +344,7 @@ def stale_reasons(
             reasons[record["run_id"]] = reason
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault(cell_key(record), []).append(record)
+        groups.setdefault(identity.cell_key(record), []).append(record)
     for group in groups.values():
         current = [r for r in group if r["status"] == "ok" and r["run_id"] not in reasons]
         for old in group:
@@ -351,11 +355,10 @@ def stale_reasons(
                     new["run_id"] != old["run_id"]
                     and timestamp_key(new.get("finished_at"))
                     > timestamp_key(old.get("finished_at"))
-                    and same_configuration(old, new)
+                    and identity.same_configuration(old, new)
                 ):
-                    reasons[old["run_id"]] = (
-                        f"superseded by {new['run_id']} ({difference(old, new)})"
-                    )
+                    why = identity.difference(old, new)
+                    reasons[old["run_id"]] = f"superseded by {new['run_id']} ({why})"
                     break
     for run_id in kept_stale(results_dir):
         reasons.pop(run_id, None)

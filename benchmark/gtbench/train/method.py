@@ -9,12 +9,19 @@ when the phase updates G, one generator update::
     for phase in [warmup] + method.phases(ctx):
         method.on_phase_start(ctx, phase)          # optimisers (re)built after this
         for each step:
-            D update: sample_latent, augment, discriminator_logits, observe,
+            D update: sample_latent, augment, discriminator_logits,
                       discriminator_loss, [R1 through augment, w.r.t. the reals],
-                      backward, before_optimizer_step, step, after_step
+                      backward, [observers], step, after_step
             G update: sample_latent, augment, discriminator_logits, generator_loss,
-                      backward, before_optimizer_step, step, EMA, after_step
-        method.on_phase_end(ctx, phase)
+                      backward, [observers], step, EMA, after_step
+
+One word per idea: a *phase* is a stretch of the budget (:class:`Phase`, ``ctx.phase``,
+``step.phase_name``); an *update* is one optimiser update of D or G (``step.update``).
+Every hook below serves at least two built-in methods or is the trainer's own default
+(docs/architecture.md lists who uses which). What only one method needs is an observer
+it registers in :meth:`Method.setup` (``ctx.before_optimizer_step(fn)``: RICK's gradient
+masks); the hooks that were removed for that reason (``observe``, ``on_phase_end``,
+``before_optimizer_step``) are refused with the replacement, never silently skipped.
 
 The trainer, never a method, counts the G and D optimiser steps (``ctx.g_steps``,
 ``ctx.d_steps``, ``ctx.warmup_steps``, ``ctx.images_seen``); a method must not call
@@ -98,11 +105,8 @@ class Method(Plugin, ABC):
 
     def on_phase_start(self, ctx: TrainContext, phase: Phase) -> None:
         """Called as ``phase`` begins (``ctx.phase`` is set), before its optimisers are built:
-        freeze or release parameters, reset modulations, snapshot networks."""
-
-    def on_phase_end(self, ctx: TrainContext, phase: Phase) -> None:
-        """Called after the last step of ``phase``: restore networks after a probe,
-        compute importance, switch stages."""
+        freeze or release parameters, reset modulations, snapshot networks, or conclude the
+        phase before (score a probe and restore the networks)."""
 
     def param_groups(self, ctx: TrainContext, network: str) -> list[dict[str, Any]]:
         """Adam parameter groups for ``network`` (``"g"`` or ``"d"``).
@@ -139,11 +143,6 @@ class Method(Plugin, ABC):
         loss, while R1 and :class:`TrainStep` still get one logit per image (the mean)."""
         return output.reshape(output.shape[0], -1).mean(dim=1)
 
-    def observe(self, ctx: TrainContext, step: TrainStep) -> None:
-        """Called in every D update once D has judged the reals and the fakes
-        (``step.d_real``, ``step.d_fake``, features), before the losses: statistics such as
-        ADA's E[sign(D(real))]. Detach what you keep."""
-
     def generator_loss(self, ctx: TrainContext, step: TrainStep) -> torch.Tensor | None:
         """An extra term added to the generator's loss at this step (a regulariser)."""
         return None
@@ -152,14 +151,11 @@ class Method(Plugin, ABC):
         """An extra term added to the discriminator's loss at this step (a regulariser)."""
         return None
 
-    def before_optimizer_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        """Called after backward and before the optimiser step of the update ``step.phase``
-        (``"d"`` or ``"g"``): gradients are in ``p.grad``, to mask (frozen filters) or
-        project."""
-
     def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        """Called after the D update (``step.phase == "d"``) and after the G update
-        (``"g"``; not in D-only phases): adaptive p, pruning, bookkeeping."""
+        """Called after the D update (``step.update == "d"``: ``step.d_real`` and
+        ``step.d_fake`` hold D's judgement of this update's reals and fakes, as ADA's
+        statistics read them) and after the G update (``"g"``; not in D-only phases):
+        adaptive p, pruning, bookkeeping. Detach what you keep."""
 
     # ------------------------------------------------------------------ results
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:

@@ -18,6 +18,8 @@ import copy
 import csv
 import io
 import math
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,13 +74,14 @@ class TrainConfig:
 class TrainStep:
     """What one update computed, handed to the method's hooks.
 
-    ``phase`` is the update: ``"d"`` (``fake`` detached, ``real``/``d_real`` set) or ``"g"``
-    (``real`` and ``d_real`` None). ``stage`` is the name of the running :class:`Phase`
-    (``"warmup"``, ``"main"``, a method's ``"probe"``...). Features are per block, in
-    block order."""
+    ``update`` says which network this update trains: ``"d"`` (``fake`` detached,
+    ``real``/``d_real`` set) or ``"g"`` (``real`` and ``d_real`` None). ``phase_name`` is
+    the name of the running :class:`Phase` (``"warmup"``, ``"main"``, a method's
+    ``"probe"``...): *phase* means a stretch of the budget and nothing else. Features are
+    per block, in block order."""
 
     index: int
-    phase: str  # "d" or "g"
+    update: str  # "d" or "g"
     z: torch.Tensor
     fake: torch.Tensor
     d_fake: torch.Tensor
@@ -87,9 +90,27 @@ class TrainStep:
     real: torch.Tensor | None = None
     d_real: torch.Tensor | None = None
     d_real_features: list[torch.Tensor] = field(default_factory=list)
-    stage: str = "main"
+    phase_name: str = "main"
     # ‖∇ extra‖ / ‖∇ adversarial‖ of this update when the trainer measured it (0-d tensor)
     reg_grad_ratio: torch.Tensor | None = None
+
+    @property
+    def phase(self) -> str:
+        """Deprecated: ``update`` (``"d"`` or ``"g"``); *phase* names a :class:`Phase`."""
+        warnings.warn(
+            "TrainStep.phase is now TrainStep.update ('d' or 'g'); a phase is a Phase",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.update
+
+    @property
+    def stage(self) -> str:
+        """Deprecated: ``phase_name``, the name of the running :class:`Phase`."""
+        warnings.warn(
+            "TrainStep.stage is now TrainStep.phase_name", DeprecationWarning, stacklevel=2
+        )
+        return self.phase_name
 
 
 @dataclass
@@ -118,6 +139,10 @@ class TrainContext:
     state: dict[str, Any] = field(default_factory=dict)  # a method's own bookkeeping
     # values the trainer measured (``reg_grad_ratio``...), merged into ``method_metrics``
     trainer_metrics: dict[str, float] = field(default_factory=dict)
+    # wall seconds the trainer measured: ``setup`` (prepare_generator + Method.setup), each
+    # phase by name (its start hook and steps, curve evaluations left out) and
+    # ``phase_hooks`` (on_phase_start of every phase: AdAM's importance pass...)
+    seconds: dict[str, float] = field(default_factory=dict)
     progress: Callable[[int, int, dict[str, float]], None] | None = None
     log_path: Path | None = None  # train_log.csv written every ``check_every`` steps
     # steps (1-based, after the step) at which ``on_curve(step, g_ema)`` is called
@@ -127,6 +152,15 @@ class TrainContext:
     _source_discriminator: Discriminator | None = None
     g_optimizer: torch.optim.Optimizer | None = None
     d_optimizer: torch.optim.Optimizer | None = None
+    # called after backward, before every optimiser step (see ``before_optimizer_step``)
+    _before_step: list[Callable[[TrainContext, TrainStep], None]] = field(default_factory=list)
+
+    def before_optimizer_step(self, observer: Callable[[TrainContext, TrainStep], None]) -> None:
+        """Register ``observer(ctx, step)``, called after backward and before the optimiser
+        step of every update that steps (``step.update``): gradients are in ``p.grad`` and
+        the optimiser's state is there to mask (RICK's frozen and pruned filters). An
+        observer a method registers in ``setup``, not a hook every method carries."""
+        self._before_step.append(observer)
 
     def __post_init__(self) -> None:
         # Frozen copies of the starting networks are taken now, before any method
@@ -475,10 +509,13 @@ def train(ctx: TrainContext, method: Method) -> None:
             "phases (Method.phases), inside the same counted budget"
         )
     ctx._trained = True
+    _refuse_removed_hooks(method)
     ctx.g_optimizer = ctx.d_optimizer = None
     config = ctx.config
+    clock = _Stopwatch(ctx)
     ctx.generator = method.prepare_generator(ctx.generator).to(ctx.device)
     method.setup(ctx)
+    clock.add("setup")
     if ctx.discriminator is None:
         raise ValueError("the shared trainer needs a discriminator")
     phases = resolve_phases(ctx, method)
@@ -498,9 +535,22 @@ def train(ctx: TrainContext, method: Method) -> None:
     pending: dict[str, torch.Tensor] = {}
     batch = config.batch_size
     index = 0
+
+    def note_ratio(step: TrainStep, name: str, ratio: torch.Tensor | None, kept: bool) -> None:
+        """An update's measured regulariser strength: on the step, in the log's window and,
+        over the last 10 % of that network's updates (``kept``), in the record's mean."""
+        if ratio is None:
+            return
+        step.reg_grad_ratio = ratio
+        window.add(name, ratio)
+        if kept:
+            ratios[name].append(ratio)
+
     for phase in phases:
         ctx.phase, ctx.phase_step = phase, 0
+        clock.restart()
         method.on_phase_start(ctx, phase)
+        hooks = clock.elapsed()
         if ctx.d_optimizer is None or ctx.g_optimizer is None or phase.new_optimizers:
             ctx.g_optimizer = _optimizer(ctx, method, "g", config.lr_g)
             ctx.d_optimizer = _optimizer(ctx, method, "d", config.lr_d)
@@ -525,9 +575,8 @@ def train(ctx: TrainContext, method: Method) -> None:
             d_real, d_fake = _logits(d_real_map), _logits(d_fake_map)
             step = TrainStep(
                 index, "d", z, fake, d_fake, d_fake_features, [], real, d_real,
-                d_real_features, stage=phase.name,
+                d_real_features, phase_name=phase.name,
             )  # fmt: skip
-            method.observe(ctx, step)
             loss_d = F.softplus(d_fake_map).mean() + F.softplus(-d_real_map).mean()
             extra_d = method.discriminator_loss(ctx, step)
             d_params = _trained(ctx.d_optimizer, discriminator)
@@ -538,19 +587,12 @@ def train(ctx: TrainContext, method: Method) -> None:
                 first_of_row = index % config.check_every == 0
                 recorded = ctx.d_steps >= measure_d_from
                 ratio = _backward(loss_d, extra_d, d_params, recorded or first_of_row)
-                if ratio is not None:
-                    step.reg_grad_ratio = ratio
-                    window.add("reg_grad_ratio_d", ratio)
-                    if recorded:
-                        ratios["reg_grad_ratio_d"].append(ratio)
+                note_ratio(step, "reg_grad_ratio_d", ratio, recorded)
                 if config.r1_gamma > 0 and index % config.r1_every == 0:
                     r1 = _r1_penalty(ctx, method, real)
                     (r1 * (config.r1_gamma / 2 * config.r1_every)).backward(inputs=d_params)
                     window.add("r1", r1)
-                method.before_optimizer_step(ctx, step)
-                d_moved = _moves(ctx.d_optimizer)
-                if ctx.d_optimizer is not None:
-                    ctx.d_optimizer.step()
+                d_moved = _optimizer_step(ctx, ctx.d_optimizer, step)
             ctx.d_steps += int(d_moved)
             ctx.images_seen += batch
             method.after_step(ctx, step)
@@ -569,7 +611,7 @@ def train(ctx: TrainContext, method: Method) -> None:
                 d_out_map = method.discriminator_logits(ctx, d_out, d_features)
                 step = TrainStep(
                     index, "g", z, fake, _logits(d_out_map), d_features, g_features,
-                    stage=phase.name,
+                    phase_name=phase.name,
                 )  # fmt: skip
                 loss_g = F.softplus(-d_out_map).mean()
                 extra_g = method.generator_loss(ctx, step)
@@ -580,15 +622,8 @@ def train(ctx: TrainContext, method: Method) -> None:
                     recorded = ctx.g_steps >= measure_g_from
                     first_of_row = index % config.check_every == 0
                     ratio = _backward(loss_g, extra_g, g_params, recorded or first_of_row)
-                    if ratio is not None:
-                        step.reg_grad_ratio = ratio
-                        window.add("reg_grad_ratio", ratio)
-                        if recorded:
-                            ratios["reg_grad_ratio"].append(ratio)
-                    method.before_optimizer_step(ctx, step)
-                    g_moved = _moves(ctx.g_optimizer)
-                    if ctx.g_optimizer is not None:
-                        ctx.g_optimizer.step()
+                    note_ratio(step, "reg_grad_ratio", ratio, recorded)
+                    g_moved = _optimizer_step(ctx, ctx.g_optimizer, step)
                 ctx.g_steps += int(g_moved)
                 beta = ema_beta(config, (ctx.g_steps - ema_start) * batch, rampup)
                 update_ema(ctx.g_ema, generator, beta)
@@ -608,8 +643,11 @@ def train(ctx: TrainContext, method: Method) -> None:
                     stats = {k: float(v) for k, v in pending.items()}
                     ctx.progress(index, config.iters, stats)
             if index in ctx.curve_steps and ctx.on_curve is not None:
+                curve_started = clock.elapsed()
                 ctx.on_curve(index, ctx.g_ema)
-        method.on_phase_end(ctx, phase)
+                clock.exclude(clock.elapsed() - curve_started)
+        clock.add(phase.name)
+        ctx.seconds["phase_hooks"] = ctx.seconds.get("phase_hooks", 0.0) + hooks
     ctx.phase = None
     for name, values in ratios.items():
         if values:
@@ -618,6 +656,66 @@ def train(ctx: TrainContext, method: Method) -> None:
         ctx.state["final_losses"] = {
             k: float(v) for k, v in pending.items() if math.isfinite(float(v))
         }
+
+
+class _Stopwatch:
+    """Wall seconds of the trainer's parts into ``ctx.seconds`` (a device sync at each
+    reading on CUDA, where work is asynchronous: once per phase, never per step)."""
+
+    def __init__(self, ctx: TrainContext) -> None:
+        self.ctx = ctx
+        self.cuda = ctx.device.type == "cuda"
+        self.restart()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize(self.ctx.device)
+        return time.perf_counter()
+
+    def restart(self) -> None:
+        self.started, self.excluded = self._now(), 0.0
+
+    def elapsed(self) -> float:
+        return self._now() - self.started - self.excluded
+
+    def exclude(self, seconds: float) -> None:
+        self.excluded += seconds
+
+    def add(self, name: str) -> None:
+        """Add the seconds since :meth:`restart` to ``name`` and restart."""
+        self.ctx.seconds[name] = self.ctx.seconds.get(name, 0.0) + self.elapsed()
+        self.restart()
+
+
+def _optimizer_step(
+    ctx: TrainContext, optimizer: torch.optim.Optimizer | None, step: TrainStep
+) -> bool:
+    """The registered observers (gradients present), then the optimiser step; whether a
+    parameter of the network moved (:func:`_moves`, judged before the step)."""
+    for observer in ctx._before_step:
+        observer(ctx, step)
+    moved = _moves(optimizer)
+    if optimizer is not None:
+        optimizer.step()
+    return moved
+
+
+# Hooks one built-in method each used, gone from Method (issue 21: every hook serves two
+# methods or the trainer); a method that still defines one is refused, never ignored.
+REMOVED_HOOKS = {
+    "observe": "read step.d_real in after_step, where step.update == 'd'",
+    "on_phase_end": "do it in on_phase_start of the next phase, or in extra_metrics",
+    "before_optimizer_step": "register an observer in setup: ctx.before_optimizer_step(fn)",
+}
+
+
+def _refuse_removed_hooks(method: Method) -> None:
+    for name, instead in REMOVED_HOOKS.items():
+        if callable(getattr(method, name, None)):
+            raise TypeError(
+                f"method {method.name!r} defines {name}(), a hook gtbench no longer calls: "
+                f"{instead}"
+            )
 
 
 def _r1_penalty(ctx: TrainContext, method: Method, real: torch.Tensor) -> torch.Tensor:

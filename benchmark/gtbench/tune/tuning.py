@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gtbench.errors import UsageError
+from gtbench.plan import identity
 from gtbench.plan.tune_settings import TuneSettings, tune_settings
 from gtbench.plugin.search import Distribution, LogUniform, parse_distribution, sample_space
 
 if TYPE_CHECKING:
-    from gtbench.plan.cells import Plan
+    from gtbench.plan.cells import Cell, Plan
     from gtbench.plan.suite import Suite
 
 __all__ = [
@@ -178,11 +179,9 @@ class TuningPlan:
     trial_shots: dict[tuple[str, int], dict[str, list[str]]] = field(default_factory=dict)
 
 
-def _rehash(cell: dict[str, Any]) -> None:
-    from gtbench.plan.cells import run_id_of
-
-    body = {k: v for k, v in cell.items() if k not in ("run_id", "tuning_history")}
-    cell["run_id"] = run_id_of(body)
+def _rehash(cell: Cell) -> None:
+    """A trial or tuned cell's new ``run_id``, after tuning changed its fields."""
+    cell["run_id"] = identity.run_id_of(cell)
 
 
 def _ref(resolved: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +190,7 @@ def _ref(resolved: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    return identity.canonical_json(value, compact=False)
 
 
 def validation_problem(dataset: Any) -> str | None:

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from gtbench.errors import PluginError
-from gtbench.launcher import FAILED_RECORD, RECORD, RUNNING, load_record, run_dir, write_record
+from gtbench.launcher import (
+    FAILED_RECORD,
+    RECORD,
+    RUNNING,
+    failed_record,
+    load_record,
+    run_dir,
+    write_record,
+)
 
 Stamp = tuple[tuple[int, int] | None, ...]
 
@@ -63,16 +71,5 @@ def record_lost_cell(
     marker it left is removed, since nothing runs the cell any more)."""
     if wrote_record(results_dir, cell["run_id"], before):
         return
-    write_record(
-        results_dir,
-        {
-            **{k: cell[k] for k in ("run_id", "source", "method", "dataset", "shots", "seed")},
-            "status": "failed",
-            "error": error.splitlines()[0][:500] if error else "job ended without a record",
-            "eval": cell["eval"],
-            "hparams": {"method": cell["method"]["params"], "train": cell["train"]},
-            "metrics": {},
-            "timings": {},
-        },
-    )
+    write_record(results_dir, failed_record(cell, error))
     (run_dir(results_dir, cell["run_id"]) / RUNNING).unlink(missing_ok=True)

@@ -171,21 +171,16 @@ class ADA(Method):
         assert self.pipe is not None
         return self.pipe(images)
 
-    def observe(self, ctx: TrainContext, step: TrainStep) -> None:
-        """Gather sign(D(real)) on the (augmented) reals D judges, as ADA's
-        ``Loss/signs/real``."""
-        if step.d_real is None:
+    def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
+        """After every D update, gather sign(D(real)) on the (augmented) reals D judged, as
+        ADA's ``Loss/signs/real``; after every ``interval``-th: p += sign(r_t − target) ·
+        batch · interval / (kimg · 1000), clamped to [0, 1]."""
+        if step.update != "d":
             return
+        assert self.pipe is not None and step.d_real is not None
         signs = step.d_real.detach().sign().sum()
         self._sign_sum = signs if self._sign_sum is None else self._sign_sum + signs
         self._sign_count += step.d_real.numel()
-
-    def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        """After every ``interval``-th D update: p += sign(r_t − target) · batch · interval /
-        (kimg · 1000), clamped to [0, 1]."""
-        if step.phase != "d":
-            return
-        assert self.pipe is not None
         self._d_updates += 1
         if self._d_updates % self.params["interval"] == 0 and self._sign_count > 0:
             assert self._sign_sum is not None

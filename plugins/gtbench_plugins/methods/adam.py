@@ -298,8 +298,9 @@ class AdAM(Method):
             return
         if phase.name != "main":
             return
-        if "adam_importance" not in ctx.state:  # no probing steps: score the source as is
-            self._start_probe(ctx, mods)
+        if "adam_importance" not in ctx.state:  # the probe ends: score it, restore G and D
+            if "adam_restore" not in ctx.state:  # no probing steps: score the source as is
+                self._start_probe(ctx, mods)
             self._score_and_restore(ctx, mods)
         for parameter in ctx.generator.parameters():
             parameter.requires_grad_(False)
@@ -331,13 +332,6 @@ class AdAM(Method):
                         if plist.original.ndim == 2 and bias is not None:
                             found.append(bias)
         return found
-
-    def on_phase_end(self, ctx: TrainContext, phase: Phase) -> None:
-        mods = modulations(ctx.generator)
-        if phase.name == "probe":
-            self._score_and_restore(ctx, mods)
-        elif phase.name == "main":
-            ctx.state["adam_uv_size"] = modulation_size(mods)
 
     def _score_and_restore(self, ctx: TrainContext, mods: list) -> None:
         """Importance from the *probed* G and D; then both go back to their state before
@@ -385,7 +379,7 @@ class AdAM(Method):
         return [{"params": rest}, {"params": uv, "lr": lr}]
 
     def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        if step.phase == "g" and step.stage in ("probe", "main"):
+        if step.update == "g" and step.phase_name in ("probe", "main"):
             ctx.log("adam_uv_max", modulation_size(modulations(ctx.generator))[0])
 
     def extra_metrics(self, ctx: TrainContext) -> dict[str, float]:
@@ -393,7 +387,7 @@ class AdAM(Method):
         important = sum(int(mod.important.sum()) for *_, mod in mods)
         total = sum(mod.important.numel() for *_, mod in mods)
         probe_max, _ = ctx.state.get("adam_probe_uv_size", (0.0, 0.0))
-        uv_max, uv_mean = ctx.state.get("adam_uv_size", modulation_size(mods))
+        uv_max, uv_mean = modulation_size(mods)  # after the main phase
         lrs = ctx.state.get("adam_uv_lr", {})
         return {
             "adam_modulated_filters": float(important),

@@ -285,7 +285,7 @@ class PatchAdversarial:
     def record_ratio(self, ctx: TrainContext, step: TrainStep) -> None:
         """The trainer's ‖∇ extra‖ / ‖∇ adversarial‖ of a measured G update, split by
         kind: image-level (anchor) and patch-level steps differ by an order of magnitude."""
-        if step.phase != "g" or step.reg_grad_ratio is None:
+        if step.update != "g" or step.reg_grad_ratio is None:
             return
         kind = "image" if self.anchor_step(ctx) else "patch"
         ctx.log(f"{self.prefix}_ratio_{kind}", step.reg_grad_ratio)

@@ -163,6 +163,7 @@ class RICK(Method):
             "frozen_history": [],
         }
         self._flags: list[list[bool]] = []
+        ctx.before_optimizer_step(self.mask_frozen)
 
     def phases(self, ctx: TrainContext) -> list[Phase]:
         """``head-warmup`` (D's last block only; G frozen, its update slots idle as the
@@ -224,11 +225,11 @@ class RICK(Method):
 
     # ------------------------------------------------------------------ per step
     def after_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        if step.stage != "main":
+        if step.phase_name != "main":
             return
-        if step.phase == "d" and ctx.phase_step % ctx.state["rick"]["interval"] == 0:
+        if step.update == "d" and ctx.phase_step % ctx.state["rick"]["interval"] == 0:
             self.estimate(ctx)  # before this step's G update, as the authors' loop top
-        elif step.phase == "g" and ctx.g_ema is not None:
+        elif step.update == "g" and ctx.g_ema is not None:
             # the evaluated EMA drops pruned filters too (an average would keep a remnant)
             ema = dict(ctx.g_ema.named_parameters())
             live = {id(p): n for n, p in ctx.generator.named_parameters()}
@@ -236,10 +237,11 @@ class RICK(Method):
                 if bool(kernel.pruned.any()):
                     kernel.mask(ema[live[id(kernel.param)]].data, kernel.pruned)
 
-    def before_optimizer_step(self, ctx: TrainContext, step: TrainStep) -> None:
-        """Frozen and pruned filters: zero gradient and zero Adam first moment, so the step
+    def mask_frozen(self, ctx: TrainContext, step: TrainStep) -> None:
+        """Before each optimiser step (an observer registered in :meth:`setup`): frozen and
+        pruned filters get a zero gradient and a zero Adam first moment, so the step
         leaves them bitwise unchanged (pruned ones stay exactly zero)."""
-        if step.phase != "g" or step.stage != "main":
+        if step.update != "g" or step.phase_name != "main":
             return
         optimizer = ctx.g_optimizer
         for kernel in self.kernels:

@@ -8,10 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from gtbench.plan.cells import Plan, plan_suite, run_id_of
+from gtbench.plan.cells import Plan, plan_suite
+from gtbench.plan.identity import run_id_of
 from gtbench.plan.suite import load_suite
 
-TIMINGS = ("_s_mean", "_s_std")
+TIMINGS = ("_s_mean", "_s_std", "_mb_max")  # wall times and peak memory
 
 
 def debug_plan(seeds: tuple[int, ...] = (0,)) -> Plan:

@@ -53,16 +53,17 @@ def test_p_falls_when_d_does_not_overfit(source: str) -> None:
     assert method.extra_metrics(ctx)["ada_rt"] == -1.0
 
 
-def test_r_t_is_read_from_the_observe_hook() -> None:
+def test_r_t_is_read_from_the_d_updates_judgement() -> None:
     """D's loss hooks are not used to spy on D(real): ADA adds no loss, and r_t is the mean
-    sign of exactly the logits the trainer hands to ``observe``."""
+    sign of exactly the logits the trainer hands to ``after_step`` of each D update."""
     ctx = debug_context(iters=4)
     seen: list[torch.Tensor] = []
 
     class Spy(registry.methods().get("ada")):  # type: ignore[misc]
-        def observe(self, ctx, step) -> None:  # noqa: ANN001
-            seen.append(step.d_real.detach().sign())
-            super().observe(ctx, step)
+        def after_step(self, ctx, step) -> None:  # noqa: ANN001
+            if step.update == "d":
+                seen.append(step.d_real.detach().sign())
+            super().after_step(ctx, step)
 
     method = Spy(kimg=0.1)
     method.fit(ctx)

@@ -96,14 +96,16 @@ def test_frozen_iters_keeps_scales_and_shifts_at_the_source_then_releases_them()
     seen = {}
 
     class Recording(registry.methods().get("adafm")):  # type: ignore[misc]
-        def on_phase_end(self, ctx, phase) -> None:  # noqa: ANN001
-            super().on_phase_end(ctx, phase)
-            seen[phase.name] = (snapshot(ctx.generator), ctx.g_steps)
+        def on_phase_start(self, ctx, phase) -> None:  # noqa: ANN001
+            if phase.name == "main":  # the frozen phase has ended
+                seen["frozen"] = (snapshot(ctx.generator), ctx.g_steps)
+            super().on_phase_start(ctx, phase)
 
     ctx = debug_context(iters=5)
     start = snapshot(Recording().prepare_generator(copy.deepcopy(ctx.generator)))
     method = Recording(frozen_iters=3)
     method.fit(ctx)
+    seen["main"] = (snapshot(ctx.generator), ctx.g_steps)
     assert [p.name for p in method.phases(ctx)] == ["frozen", "main"]
     frozen, g_steps = seen["frozen"]
     assert g_steps == 3

@@ -19,15 +19,12 @@ CONTEXTS = {"debug": debug_context, "animals-dcgan32": bn_context}
 
 
 class Recording(registry.methods().get("adam")):  # type: ignore[misc]
-    """Keeps copies of G and D as the probe ends (before AdAM scores and restores them)
-    and of D as the main phase starts."""
-
-    def on_phase_end(self, ctx, phase) -> None:  # noqa: ANN001
-        if phase.name == "probe":
-            self.probed = copy.deepcopy(ctx.generator), copy.deepcopy(ctx.discriminator)
-        super().on_phase_end(ctx, phase)
+    """Keeps copies of G and D as the probe ends (before AdAM scores and restores them, as
+    the main phase starts) and of D once the main phase has started."""
 
     def on_phase_start(self, ctx, phase) -> None:  # noqa: ANN001
+        if phase.name == "main":
+            self.probed = copy.deepcopy(ctx.generator), copy.deepcopy(ctx.discriminator)
         super().on_phase_start(ctx, phase)
         if phase.name == "main":
             self.d_at_main = snapshot(ctx.discriminator)

@@ -23,10 +23,10 @@ class Recording(registry.methods().get("minegan")):  # type: ignore[misc]
         self.history: list[tuple[str, dict, dict, dict]] = []
 
     def after_step(self, ctx, step) -> None:  # noqa: ANN001
-        if step.phase == "g":
+        if step.update == "g":
             wrapped = ctx.generator
             self.history.append(
-                (step.stage, snapshot(wrapped.generator), snapshot(wrapped.miner),
+                (step.phase_name, snapshot(wrapped.generator), snapshot(wrapped.miner),
                  snapshot(ctx.discriminator))
             )  # fmt: skip
 

@@ -32,10 +32,10 @@ class Recording(registry.methods().get("rick")):  # type: ignore[misc]
     def after_step(self, ctx, step) -> None:  # noqa: ANN001
         super().after_step(ctx, step)
         kernels = [k.param.detach().clone() for k in self.kernels]
-        if step.stage == "head-warmup":
-            if step.phase == "g":
+        if step.phase_name == "head-warmup":
+            if step.update == "g":
                 self.warm.append((snapshot(ctx.generator), snapshot(ctx.discriminator)))
-        elif step.phase == "d":
+        elif step.update == "d":
             frozen = [k.frozen.clone() for k in self.kernels]
             pruned = [k.pruned.clone() for k in self.kernels]
             self.before.append((kernels, frozen, pruned))
