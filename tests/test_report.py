@@ -222,7 +222,7 @@ def test_report_draws_data_efficiency_for_targets_run_at_two_shot_counts_or_more
 ):
     """Records of one target at 5, 10 and 50 shots give one data-efficiency figure (a line
     per method, seed intervals); a target run at one shot count gets none."""
-    monkeypatch.setattr("gtbench.results.records.stale_reasons", lambda *a, **k: {})
+    monkeypatch.setattr("gtbench.results.leaderboard.stale_reasons", lambda *a, **k: {})
     _efficiency_records(tmp_path, (5, 10, 50))
     _efficiency_records(tmp_path, (10,), dataset="other")
     page, figures = _efficiency_figures(tmp_path)
