@@ -105,11 +105,19 @@ def versions_of(cell: dict[str, Any]) -> dict[str, str | None]:
 
 
 def numbers_of(record: dict[str, Any]) -> dict[str, Any]:
-    """What a record's golden entry pins: every metric and method metric, and the steps
-    the trainer counted. Timings and anything else that varies from run to run are not
-    numbers of the cell."""
+    """What a record's golden entry pins: every metric and method metric, the adaptation
+    classifier's own numbers (its accuracy decides whether ``adaptation`` is reported at
+    all) and the steps the trainer counted. Timings and anything else that varies from
+    run to run are not numbers of the cell."""
     found: dict[str, Any] = {f"metrics.{k}": v for k, v in record["metrics"].items()}
     found.update({f"method_metrics.{k}": v for k, v in (record["method_metrics"] or {}).items()})
+    found.update(
+        {
+            f"eval.{k}": v
+            for k, v in record["eval"].items()
+            if k.startswith("adaptation_") and isinstance(v, int | float)
+        }
+    )
     found.update({name: record[name] for name in ("g_steps", "d_steps", "warmup_steps")})
     return found
 
