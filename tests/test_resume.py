@@ -14,7 +14,7 @@ from gtbench.results.records import iter_records
 from tests.helpers import FAST, gtbench
 
 SWEEP = [*FAST, "--methods", "scratch,finetune", "--seeds", "0,1,2"]
-TIMINGS = ("_s_mean", "_s_std")
+TIMINGS = ("_s_mean", "_s_std", "_mb_max")  # wall times and peak memory
 
 
 def _sweep(results: Path) -> subprocess.Popen:

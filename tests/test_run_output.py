@@ -24,7 +24,8 @@ def test_run_prints_one_unwrapped_line_per_cell_when_not_a_terminal(tmp_path, mo
         assert re.fullmatch(
             r"\[[12]/2\] ok debug → debug · (finetune|scratch) · 10-shot · seed 0 [0-9a-f]{16} "
             r"(fid \d+\.\d\d|kid -?\d+\.\d{4} \(FID not valid: too few images for the "
-            r"feature size\))( · adapted \d+%)? \(debug extractor: not a metric\)",
+            r"feature size\))( · adapted \d+%)? \(debug extractor: not a metric\)"
+            r" · \d+:\d\d elapsed, eta \d+:\d\d",
             line,
         ), line
     assert not re.search(r"[━┃│┏┡└]", result.output)  # no progress bar or box drawing

@@ -113,6 +113,21 @@ def test_builtin_suites_name_their_extractor():
             assert suite.extractor, file.name
 
 
+def test_quick_suite_loads_and_plans_a_small_smoke_run():
+    from gtbench.plan.cells import plan_suite
+
+    suite = load_suite("quick")
+    cells = plan_suite(suite).cells
+    assert len(cells) == len(suite.methods) * len(suite.seeds) <= 8
+    assert {c["source"]["name"] for c in cells} == {"animals-dcgan32"}
+    assert {c["dataset"]["name"] for c in cells} == {"animals-cat"}
+    trained = [c for c in cells if c["train"]]
+    assert trained and all(c["train"]["iters"] <= 200 for c in trained)
+    # a first look that still measures: FID valid (more images than feature dimensions)
+    assert all(c["eval"]["n_samples"] > 256 for c in cells)
+    assert suite.extractor == "shapes-cnn"
+
+
 def _suite_file(tmp_path, text):
     path = tmp_path / "s.toml"
     path.write_text('sources = ["debug"]\ndatasets = ["debug"]\nextractor = "debug"\n' + text)

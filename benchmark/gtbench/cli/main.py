@@ -12,6 +12,7 @@ import re
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -561,6 +562,13 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _clock(seconds: float) -> str:
+    """``1:02:03`` / ``2:03``: a duration for a log line."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _cell_line(cell: dict[str, Any], record: dict[str, Any] | None, label: str) -> tuple[str, str]:
     """(status, text) of a finished cell: label, run id, the ranked measure (FID, or KID
     where FID is not valid for the set sizes) and the adaptation share, or the error."""
@@ -605,16 +613,20 @@ def _run_with_progress(
         on_stale=lambda stale: _print_stale(stale, keep_stale),
     )
     if not interactive():
-        # Logs: one plain line per finished cell, never wrapped, no progress bars.
-        counts = {"done": 0, "total": 0}
+        # Logs: one plain line per finished cell, never wrapped, no progress bars; the
+        # time so far and an ETA from the pace of the cells finished so far
+        counts = {"done": 0, "total": 0, "started": time.monotonic()}
 
         def on_total(total: int) -> None:
-            counts["total"] = total
+            counts["total"], counts["started"] = total, time.monotonic()
 
         def on_plain_done(cell: dict[str, Any], record: dict[str, Any] | None) -> None:
             counts["done"] += 1
             status, text = _cell_line(cell, record, labels[cell["run_id"]])
-            click.echo(f"[{counts['done']}/{counts['total']}] {status} {text}", err=True)
+            elapsed = time.monotonic() - counts["started"]
+            left = max(counts["total"] - counts["done"], 0)
+            pace = f"{_clock(elapsed)} elapsed, eta {_clock(elapsed / counts['done'] * left)}"
+            click.echo(f"[{counts['done']}/{counts['total']}] {status} {text} · {pace}", err=True)
 
         return run_sweep(plan, results, on_start=on_total, on_cell_done=on_plain_done, **options)
 

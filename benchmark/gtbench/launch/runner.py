@@ -24,6 +24,7 @@ import torch
 from gtbench import __version__
 from gtbench.errors import DivergedError, GtbenchError
 from gtbench.files.assets import cache_dir
+from gtbench.launch.resources import PeakMemory
 from gtbench.measure.eval_settings import EvalSettings
 from gtbench.plan.cells import Cell, make_plugin
 from gtbench.plan.identity import matched_content_hash
@@ -138,6 +139,7 @@ def run_cell(cell: Cell, results_dir: str | Path, report: Reporter | None = None
     its files replace the old ones only once it succeeded; a failure leaves the old
     record, samples and weights in place and is written beside them
     (``record.failed.json``, ``traceback.txt``)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     results_dir = Path(results_dir)
     folder = run_dir(results_dir, cell["run_id"])
     shutil.rmtree(folder / STAGING, ignore_errors=True)  # from an interrupted rerun
@@ -146,6 +148,7 @@ def run_cell(cell: Cell, results_dir: str | Path, report: Reporter | None = None
     atomic_write_text(folder / RUNNING, json.dumps(marker) + "\n")
     record = new_record(cell)
     record.update(started_at=utc_now(), gtbench_version=__version__)
+    memory = PeakMemory(cuda=default_device().type == "cuda").start()
     try:
         record["plugins"] = provenance.plugin_provenance(cell)
         record["environment"] = {
@@ -165,7 +168,12 @@ def run_cell(cell: Cell, results_dir: str | Path, report: Reporter | None = None
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         atomic_write_text(folder / TRACEBACK, traceback.format_exc())
         record["traceback"] = TRACEBACK
+    record["memory"] = memory.stop()
     record["finished_at"] = utc_now()
+    record["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+    # CPU seconds of the process's threads: on a machine shared with other work, total_s
+    # grows with the load and cpu_s much less (cpu_s / total_s: the share it got)
+    record["timings"]["cpu_s"] = round(time.process_time() - cpu_started, 3)
     if record["status"] == "ok":
         _move_in(work, folder)
         (folder / TRACEBACK).unlink(missing_ok=True)
@@ -294,6 +302,7 @@ def _adapt_and_evaluate(
 ) -> None:
     from gtbench.measure.evaluation import evaluate, generate_images  # torch-fidelity: only to run
 
+    setup_started = time.perf_counter()
     device = default_device()
     record["device"] = str(device)
     source: Source = make_plugin("source", cell["source"])
@@ -364,9 +373,16 @@ def _adapt_and_evaluate(
     if method.trains() and curve.points > 0:
         ctx.curve_steps = curve_steps(config.iters, curve.points)
         ctx.on_curve = curve.evaluate
+    timings = record["timings"]
     start = time.perf_counter()
+    # plugins, shots, source networks, context (the adaptation classifier apart)
+    timings["setup_s"] = round(start - setup_started - timings.get("adaptation_s", 0.0), 3)
     method.fit(ctx)
-    record["timings"]["train_s"] = round(time.perf_counter() - start - curve.seconds, 3)
+    timings["train_s"] = round(time.perf_counter() - start - curve.seconds, 3)
+    # the trainer's own parts (none for a method with its own loop): train_setup_s (a
+    # Fisher, a miner...), train_<phase>_s, train_phase_hooks_s (a probe's importance pass)
+    for part, seconds in ctx.seconds.items():
+        timings[f"train_{part}_s"] = round(seconds, 3)
     # counted by the trainer, never by the method: equal budgets are checked, not assumed
     record.update(
         g_steps=ctx.g_steps,
@@ -382,8 +398,10 @@ def _adapt_and_evaluate(
     generator = ctx.g_ema if ctx.g_ema is not None else ctx.generator
     if method.trains():
         # the EMA's BatchNorm statistics, estimated for the EMA weights themselves
+        start = time.perf_counter()
         layers = recompute_batchnorm_stats(generator, seed=cell["seed"], device=device)
         record["ema_batchnorm"] = "recomputed" if layers else "none"
+        timings["batchnorm_s"] = round(time.perf_counter() - start, 3)
 
     start = time.perf_counter()
     extractor.check_available()
@@ -404,6 +422,7 @@ def _adapt_and_evaluate(
     curve.write(record)
     record["eval"].update({k: v for k, v in evaluation.settings.items() if k != "extractor"})
 
+    start = time.perf_counter()
     samples = generate_images(generator, 64, seed=cell["seed"] + 10_000, device=device)
     save_grid(samples, folder / SAMPLES)
     record["samples"] = SAMPLES
@@ -418,3 +437,4 @@ def _adapt_and_evaluate(
         }
     else:
         record["weights"] = None
+    timings["save_s"] = round(time.perf_counter() - start, 3)  # sample grid and weights

@@ -96,6 +96,9 @@ DETAILS = [
     "kid_ci_method",
 ]
 BUDGET = ["g_steps", "d_steps", "warmup_steps"]
+# what a run cost (record["memory"]; wall times are the record's "timings"): runs.csv has
+# them per run, the leaderboard the timings' means and the largest peak over the seeds
+MEMORY = ["peak_rss_mb", "cuda_peak_mb", "cuda_reserved_peak_mb"]
 # one rank table per selection (default, tuned-validation, ...): never ranked together
 RANK_COLUMNS = [
     "method",
@@ -234,6 +237,10 @@ def _folder_rows(results_dir: str | Path) -> pd.DataFrame:
                 row[name] = record[name]
         for name, value in sorted(record.get("timings", {}).items()):
             row[name] = value
+        memory = record.get("memory") or {}  # older records have none: NaN columns
+        for name in MEMORY:
+            if isinstance(memory.get(name), (int, float)):
+                row[name] = memory[name]
         row["finished_at"] = record.get("finished_at", "")
         row["error"] = record.get("error") or ""
         rows.append(row)
@@ -265,6 +272,7 @@ _NOT_AVERAGED = {
     "finished_at",
     "kid_std",
     *_FLAGS,
+    *MEMORY,  # the largest over the seeds instead (``*_max``)
 }
 _ROW = [*KEY, BUDGET_LABEL, "selection", "stale", "protocol"]
 
@@ -366,6 +374,9 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
     for name in BUDGET:
         if name in latest and latest[name].notna().any():
             board[name] = grouped[name].mean()
+    for name in MEMORY:
+        if name in latest and latest[name].notna().any():
+            board[f"{name}_max"] = grouped[name].max()
     if "other_hardware" in latest:  # --beside: a row with any record from other hardware
         board["other_hardware"] = grouped["other_hardware"].agg(lambda v: bool(v.any()))
     board = board.reset_index()

@@ -85,6 +85,9 @@ class Record(_RecordRequired, total=False):
     curve_best_by: str
     samples: str
     weights: dict[str, Any] | None
+    # the cell's own peak memory: peak_rss_mb, peak_rss_measure, [cuda_peak_mb,
+    # cuda_reserved_peak_mb] (gtbench.launch.resources); absent in older records
+    memory: dict[str, Any]
 
 
 def new_record(cell: Cell) -> Record:

@@ -1,8 +1,9 @@
 """``gtbench report``: one self-contained HTML file (``results/report.html``) that shows a
 results folder to a person: the leaderboard with CIs and paired verdicts, the mean
-ranks, a paired-Δ forest plot per target, quality vs diversity and memorisation, training
-curves, quality vs shots, the training shots beside every method's samples and the most
-memorised samples beside their nearest shot.
+ranks, a paired-Δ forest plot per target, quality vs diversity and memorisation, what each
+method cost (wall time, peak memory) beside its quality, training curves, quality vs
+shots, the training shots beside every method's samples and the most memorised samples
+beside their nearest shot.
 
 Every figure is drawn by matplotlib (object API, Agg canvas: no pyplot state, no display)
 and embedded as a base64 PNG, so the file needs no network and no other file to view.
@@ -205,6 +206,49 @@ def _scatter_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
         parts,
         "The records hold no diversity or memorisation metrics.",
     )
+
+
+# (board column, header, decimals): a run's wall time by stage and its peak memory
+COST_COLUMNS = (
+    ("total_s_mean", "total s", 1),
+    ("cpu_s_mean", "CPU s", 1),
+    ("setup_s_mean", "setup s", 1),
+    ("train_s_mean", "train s", 1),
+    ("eval_s_mean", "eval s", 1),
+    ("adaptation_s_mean", "adaptation s", 1),
+    ("curve_s_mean", "curve s", 1),
+    ("peak_rss_mb_max", "peak RSS MB", 0),
+    ("cuda_peak_mb_max", "CUDA peak MB", 0),
+)
+
+
+def _cost_section(groups: list[tuple[str, pd.DataFrame]]) -> str:
+    """Per target, each method's quality beside its mean wall time per run (by stage)
+    and its largest peak memory over the seeds; columns no record has are left out."""
+    parts = []
+    for title, rows in groups:
+        prefix, label = _metric(rows)
+        columns = [c for c in COST_COLUMNS if c[0] in rows and rows[c[0]].notna().any()]
+        if not any(c[0] in ("total_s_mean", "train_s_mean") for c in columns):
+            continue
+        headers = ["method", label, "seeds"] + [c[1] for c in columns]
+        cells = [
+            [
+                str(row["method"]),
+                _number(row.get(f"{prefix}_mean"), 4 if prefix == "kid" else 1),
+                str(row["n_seeds"]),
+                *(_number(row.get(column), decimals) for column, _, decimals in columns),
+            ]
+            for _, row in rows.sort_values("method").iterrows()
+        ]
+        parts.append((title, headers, cells))
+    return _html().cost(parts)
+
+
+def _number(value: Any, decimals: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value):.{decimals}f}"
 
 
 def _read_log(path: Path) -> pd.DataFrame | None:
@@ -514,6 +558,7 @@ def write_report(
         _ranks_section(ranks),
         _forest_section(groups, reference),
         _scatter_section(groups),
+        _cost_section(groups),
     ]
     for build in (_curves_section,):
         text, found = build(groups, runs, records, results)

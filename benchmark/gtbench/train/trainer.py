@@ -18,6 +18,7 @@ import copy
 import csv
 import io
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -138,6 +139,10 @@ class TrainContext:
     state: dict[str, Any] = field(default_factory=dict)  # a method's own bookkeeping
     # values the trainer measured (``reg_grad_ratio``...), merged into ``method_metrics``
     trainer_metrics: dict[str, float] = field(default_factory=dict)
+    # wall seconds the trainer measured: ``setup`` (prepare_generator + Method.setup), each
+    # phase by name (its start hook and steps, curve evaluations left out) and
+    # ``phase_hooks`` (on_phase_start of every phase: AdAM's importance pass...)
+    seconds: dict[str, float] = field(default_factory=dict)
     progress: Callable[[int, int, dict[str, float]], None] | None = None
     log_path: Path | None = None  # train_log.csv written every ``check_every`` steps
     # steps (1-based, after the step) at which ``on_curve(step, g_ema)`` is called
@@ -507,8 +512,10 @@ def train(ctx: TrainContext, method: Method) -> None:
     _refuse_removed_hooks(method)
     ctx.g_optimizer = ctx.d_optimizer = None
     config = ctx.config
+    clock = _Stopwatch(ctx)
     ctx.generator = method.prepare_generator(ctx.generator).to(ctx.device)
     method.setup(ctx)
+    clock.add("setup")
     if ctx.discriminator is None:
         raise ValueError("the shared trainer needs a discriminator")
     phases = resolve_phases(ctx, method)
@@ -541,7 +548,9 @@ def train(ctx: TrainContext, method: Method) -> None:
 
     for phase in phases:
         ctx.phase, ctx.phase_step = phase, 0
+        clock.restart()
         method.on_phase_start(ctx, phase)
+        hooks = clock.elapsed()
         if ctx.d_optimizer is None or ctx.g_optimizer is None or phase.new_optimizers:
             ctx.g_optimizer = _optimizer(ctx, method, "g", config.lr_g)
             ctx.d_optimizer = _optimizer(ctx, method, "d", config.lr_d)
@@ -634,7 +643,11 @@ def train(ctx: TrainContext, method: Method) -> None:
                     stats = {k: float(v) for k, v in pending.items()}
                     ctx.progress(index, config.iters, stats)
             if index in ctx.curve_steps and ctx.on_curve is not None:
+                curve_started = clock.elapsed()
                 ctx.on_curve(index, ctx.g_ema)
+                clock.exclude(clock.elapsed() - curve_started)
+        clock.add(phase.name)
+        ctx.seconds["phase_hooks"] = ctx.seconds.get("phase_hooks", 0.0) + hooks
     ctx.phase = None
     for name, values in ratios.items():
         if values:
@@ -643,6 +656,35 @@ def train(ctx: TrainContext, method: Method) -> None:
         ctx.state["final_losses"] = {
             k: float(v) for k, v in pending.items() if math.isfinite(float(v))
         }
+
+
+class _Stopwatch:
+    """Wall seconds of the trainer's parts into ``ctx.seconds`` (a device sync at each
+    reading on CUDA, where work is asynchronous: once per phase, never per step)."""
+
+    def __init__(self, ctx: TrainContext) -> None:
+        self.ctx = ctx
+        self.cuda = ctx.device.type == "cuda"
+        self.restart()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize(self.ctx.device)
+        return time.perf_counter()
+
+    def restart(self) -> None:
+        self.started, self.excluded = self._now(), 0.0
+
+    def elapsed(self) -> float:
+        return self._now() - self.started - self.excluded
+
+    def exclude(self, seconds: float) -> None:
+        self.excluded += seconds
+
+    def add(self, name: str) -> None:
+        """Add the seconds since :meth:`restart` to ``name`` and restart."""
+        self.ctx.seconds[name] = self.ctx.seconds.get(name, 0.0) + self.elapsed()
+        self.restart()
 
 
 def _optimizer_step(

@@ -12,7 +12,7 @@ from gtbench.plan.cells import Plan, plan_suite
 from gtbench.plan.identity import run_id_of
 from gtbench.plan.suite import load_suite
 
-TIMINGS = ("_s_mean", "_s_std")
+TIMINGS = ("_s_mean", "_s_std", "_mb_max")  # wall times and peak memory
 
 
 def debug_plan(seeds: tuple[int, ...] = (0,)) -> Plan:
