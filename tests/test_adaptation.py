@@ -20,11 +20,14 @@ from tests.helpers import FAST, gtbench
 CPU = torch.device("cpu")
 
 
-def _clouds(n_source=400, n_target=200, dim=32, gap=3.0, seed=0):
+def _clouds(n_source=400, n_target=200, dim=32, gap=4.0, seed=0):
+    """Two noisy clouds in different directions (``gap`` 0: the same cloud)."""
     gen = torch.Generator().manual_seed(seed)
     source = torch.randn(n_source, dim, generator=gen)
     target = torch.randn(n_target, dim, generator=gen)
-    target[:, 0] += gap
+    source[:, 0] += 4.0
+    target[:, 0] += 4.0 - gap
+    target[:, 1] += gap
     return source, target, gen
 
 
@@ -74,7 +77,7 @@ def test_the_classifier_never_sees_an_evaluation_image(monkeypatch, tmp_path):
     trained_on = set(image_sha256s(seen["features-target-domain"]))
     assert len(trained_on) > 20  # the shot pool and the validation split
     assert not trained_on & set(image_sha256s(dataset.evaluation_images()))
-    assert classifier.n_source == adaptation.SOURCE_SAMPLES
+    assert classifier.n_source == classifier.n_target == len(trained_on)  # equal sides
     # the source side is cached: a second classifier does not generate again
     seen.clear()
     adaptation.domain_classifier(

@@ -1,12 +1,21 @@
 """How far an adapted generator's samples moved from the source domain to the target.
 
 FID alone cannot say whether a generator adapted: a generator that still draws the
-source's animals and one that draws blurry cats can score alike. A linear classifier in
-the extractor's feature space separates the *source domain* (samples of the unadapted,
-pretrained source generator: every source can make them, and they are what "not adapted"
-looks like) from the *target domain* (the target's shot pool and validation images, never
-its evaluation images). ``adaptation`` is the share of a generator's samples it assigns to
-the target; ``adaptation_prob`` their mean target probability.
+source's animals and one that draws blurry cats can score alike. A classifier in the
+extractor's feature space separates the *source domain* (real images of the source's
+pretraining set where the source names it, else samples of the pretrained generator) from
+the *target domain* (the target's shot pool and validation images, never its evaluation
+images). ``adaptation`` is the share of a generator's samples it assigns to the target;
+``adaptation_prob`` their mean target probability.
+
+The classifier is the :data:`NEIGHBOURS` nearest neighbours by cosine distance (the
+distance of the memorisation and diversity measures), distance-weighted, over equally
+many images of each domain (a fixed draw of the larger side). A linear classifier was
+measured first: on the silhouette → cat pair it put 44-59 % of fine-tuning's 5000-step
+samples, which are all cats to the eye, in the source domain (generated images are off
+both real distributions, and a linear boundary fitted to real images leaves them on the
+wrong side); the neighbour vote put 92-97 % there, and 15 % of the source's own samples
+(its floor, shown by the ``source-only`` row).
 
 The classifier is trusted only when its cross-validated balanced accuracy reaches
 :data:`MIN_ACCURACY`; the record says so (``adaptation_valid``) and the tables leave an
@@ -55,10 +64,12 @@ MIN_ACCURACY = 0.9  # cross-validated balanced accuracy below this: the share is
 SOURCE_SAMPLES = 1000  # samples of the pretrained source generator (the source domain)
 SOURCE_SEED = 777_001  # their latents: apart from every cell's sample seed
 FOLDS = 5
+NEIGHBOURS = 10
 NOTE = (
-    "share of samples a logistic regression (standardised extractor features, balanced "
-    "classes) assigns to the target; trained on samples of the pretrained source generator "
-    "vs the target's shot pool and validation images (never its evaluation images)"
+    f"share of samples whose {NEIGHBOURS} nearest neighbours (cosine distance in the "
+    "extractor's features, distance-weighted, equally many images per domain) vote target; "
+    "the target side is the target's shot pool and validation images (never its evaluation "
+    "images)"
 )
 
 
@@ -66,7 +77,7 @@ NOTE = (
 class DomainClassifier:
     """A fitted source-vs-target classifier and how far it can be trusted."""
 
-    model: Any  # sklearn pipeline (scaler + logistic regression); None when not fitted
+    model: Any  # sklearn pipeline (unit-normalised features + k nearest neighbours)
     accuracy: float  # cross-validated balanced accuracy (nan when not fitted)
     n_source: int
     n_target: int
@@ -109,13 +120,20 @@ def _as_numpy(features: torch.Tensor) -> np.ndarray:
 def fit_domain_classifier(
     source: torch.Tensor, target: torch.Tensor, *, seed: int = 0
 ) -> DomainClassifier:
-    """Fit on ``source`` (label 0) and ``target`` (label 1) features; accuracy from
-    stratified ``FOLDS``-fold cross-validation, then one fit on everything."""
-    from sklearn.linear_model import LogisticRegression
+    """Fit on ``source`` (label 0) and ``target`` (label 1) features, the larger side cut
+    to the smaller's size by a fixed draw (``seed``); accuracy from stratified
+    ``FOLDS``-fold cross-validation, then one fit on everything."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import Normalizer
 
+    size = min(len(source), len(target))
+    draw = np.random.default_rng(seed)
+    if len(source) > size:
+        source = source[np.sort(draw.choice(len(source), size, replace=False))]
+    if len(target) > size:
+        target = target[np.sort(draw.choice(len(target), size, replace=False))]
     n_source, n_target = len(source), len(target)
     if min(n_source, n_target) < 2 * FOLDS:
         return DomainClassifier(
@@ -129,7 +147,7 @@ def fit_domain_classifier(
     x = np.concatenate([_as_numpy(source), _as_numpy(target)])
     y = np.concatenate([np.zeros(n_source, dtype=int), np.ones(n_target, dtype=int)])
     model = make_pipeline(
-        StandardScaler(), LogisticRegression(C=0.1, class_weight="balanced", max_iter=5000)
+        Normalizer(), KNeighborsClassifier(min(NEIGHBOURS, n_target // 2), weights="distance")
     )
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
     accuracy = float(np.mean(cross_val_score(model, x, y, cv=folds, scoring="balanced_accuracy")))

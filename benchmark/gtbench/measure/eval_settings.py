@@ -16,7 +16,9 @@ __all__ = ["DEFAULT_REFERENCE", "PROTOCOL_VERSION", "EvalSettings"]
 #    per-subset loop within float64 rounding, not bitwise)
 # 3: every evaluation measures adaptation (share of samples a source-vs-target classifier
 #    assigns to the target), curves carry memorisation, diversity and adaptation
-PROTOCOL_VERSION = "3"
+# 4: the adaptation classifier is a balanced cosine nearest-neighbour vote (a linear one
+#    put most of a fine-tuned generator's cats in the source domain)
+PROTOCOL_VERSION = "4"
 
 # The method paired statistics compare with unless told otherwise (`--reference`): the
 # one place a method name is part of the protocol.
