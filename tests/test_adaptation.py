@@ -59,7 +59,8 @@ def test_too_few_images_to_train_it():
     assert not classifier.valid and "too few" in classifier.reason
 
 
-def test_the_classifier_never_sees_an_evaluation_image(monkeypatch, tmp_path):
+def _spy_on_features(monkeypatch) -> dict[str, torch.Tensor]:
+    """stage name → the images the adaptation module last extracted features of."""
     seen: dict[str, torch.Tensor] = {}
     real_extract = adaptation.ev.extract_features
 
@@ -68,6 +69,11 @@ def test_the_classifier_never_sees_an_evaluation_image(monkeypatch, tmp_path):
         return real_extract(module, images, stage=stage, **kwargs)
 
     monkeypatch.setattr(adaptation.ev, "extract_features", spy)
+    return seen
+
+
+def test_the_classifier_never_sees_an_evaluation_image(monkeypatch, tmp_path):
+    seen = _spy_on_features(monkeypatch)
     dataset, source = DebugDataset(validation=20), DebugSource()
     identity, images = adaptation.source_domain(source, dataset, device=CPU)
     assert identity["class"].endswith("DebugSource")  # it names no domain dataset: samples
@@ -125,14 +131,7 @@ def test_a_grey_target_of_a_colour_source_is_classified_in_grey(monkeypatch, tmp
     call any grey sample adapted."""
     from gtbench.launch.runner import MatchedTarget
 
-    seen: dict[str, torch.Tensor] = {}
-    real_extract = adaptation.ev.extract_features
-
-    def spy(module, images, *, stage="features", **kwargs):
-        seen[stage] = images
-        return real_extract(module, images, stage=stage, **kwargs)
-
-    monkeypatch.setattr(adaptation.ev, "extract_features", spy)
+    seen = _spy_on_features(monkeypatch)
     source = DebugSource(channels=3)
     info = source.info
     target = MatchedTarget(DebugDataset(channels=1, validation=20), info.resolution, 3)
