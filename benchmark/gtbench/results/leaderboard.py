@@ -366,11 +366,13 @@ def _aggregate(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, dict[in
     board = grouped["seed"].nunique().rename("n_seeds").to_frame()
     board["fid_valid"] = grouped["fid_valid"].agg(lambda v: bool(v.astype(bool).all()))
     board["is_metric"] = grouped["is_metric"].agg(lambda v: bool(v.astype(bool).all()))
-    if ordered:
+    if ordered:  # every metric's mean and std at once (column by column fragments the frame)
         means, stds = grouped[ordered].mean(), grouped[ordered].std(ddof=1)
+        columns = {}
         for metric in ordered:
             base = "kid" if metric == "kid_mean" else metric
-            board[f"{base}_mean"], board[f"{base}_std"] = means[metric], stds[metric]
+            columns[f"{base}_mean"], columns[f"{base}_std"] = means[metric], stds[metric]
+        board = pd.concat([board, pd.DataFrame(columns, index=board.index)], axis=1)
     for name in BUDGET:
         if name in latest and latest[name].notna().any():
             board[name] = grouped[name].mean()
@@ -493,7 +495,7 @@ def _board_and_ranks(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, 
     budget = [c for c in BUDGET if c in board]
     front = FRONT + PAIRED + DETAILS + budget
     rest = [c for c in board.columns if c not in front and c != "protocol"]
-    board = board[front + rest + ["protocol"]]
+    board = board[front + rest + ["protocol"]].copy()
     board["_order"] = board["fid_mean"].where(board["ranked_by"] != "kid", board["kid_mean"])
     board["_evaluation"] = board["protocol"].str.split("-").str[0]
     board = (
