@@ -4,6 +4,7 @@ and kept weights."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -25,8 +26,10 @@ def test_working_files_in_committed_results_are_ignored(name: str) -> None:
 
 
 def test_records_and_samples_of_committed_results_are_not_ignored() -> None:
-    for name in ("record.json", "samples.png", "train_log.csv"):
-        path = f"results/reference/runs/0123456789abcdef/{name}"
+    for folder, name in itertools.product(
+        ("reference", "tuned", "regime"), ("record.json", "samples.png", "train_log.csv")
+    ):
+        path = f"results/{folder}/runs/0123456789abcdef/{name}"
         ignored = subprocess.run(
             ["git", "check-ignore", "--no-index", "-q", path], cwd=ROOT, check=False
         )
