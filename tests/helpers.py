@@ -17,3 +17,14 @@ def gtbench(*args: str, results: Path | None = None) -> Result:
     if results is not None:
         argv += ["--results", str(results)]
     return CliRunner().invoke(main, argv, catch_exceptions=False)
+
+
+def docs_script(name: str):  # noqa: ANN201 - the module
+    """Import ``docs/<name>.py`` (the scripts that print the docs' tables) as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "docs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

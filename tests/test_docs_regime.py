@@ -3,17 +3,15 @@ committed regime-study records (a number typed into the page fails here)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from tests.helpers import docs_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _make_regime():
-    spec = importlib.util.spec_from_file_location("make_regime", ROOT / "docs" / "make_regime.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return docs_script("make_regime")
 
 
 def test_regime_tables_in_the_docs_are_computed_from_the_committed_records():

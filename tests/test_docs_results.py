@@ -3,19 +3,17 @@ results, proved from the committed files: each table equals what ``docs/make_tab
 prints from the CSVs, and each claim in the prose (verdicts, p bounds, ranks, CI widths,
 paired differences) is recomputed from the records."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import docs_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _make_tables():
-    spec = importlib.util.spec_from_file_location("make_tables", ROOT / "docs" / "make_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return docs_script("make_tables")
 
 
 @pytest.mark.parametrize(
