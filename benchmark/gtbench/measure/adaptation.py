@@ -233,7 +233,6 @@ def domain_classifier(
     weights, torch-fidelity, dtype, device type, the target's format) — ``source_images``
     runs only on a miss; the target side is the target's shot pool and validation images,
     at the format the generator is judged in (``target`` is the matched target)."""
-    module = ev.load_feature_extractor(extractor, device)
     info = target.info
     channels = ev.evaluated_channels(target)  # the samples are judged in these channels
     fields = {
@@ -250,16 +249,15 @@ def domain_classifier(
     memo = (key, target.content_hash(), str(path))
     if memo in _CLASSIFIERS:
         return _CLASSIFIERS[memo]
+    module = ev.load_feature_extractor(extractor, device)
     common = {"device": device, "batch_size": batch_size, "progress": progress}
-    source = ev._load_cached(path, key, int(source_identity["n"]))
-    if source is None:
-        images = source_images()
-        source = ev.extract_features(module, images, stage="features-source", **common)
-        payload = {"digest": key, "key": canonical_json(fields)}
-        try:
-            ev._save_atomic(path, {**payload, "features": source})
-        except OSError as error:  # a read-only cache slows the next run, nothing more
-            log.warning("could not write the source-domain cache %s: %s", path, error)
+    source, _ = ev.cached_features(
+        path,
+        key,
+        int(source_identity["n"]),
+        lambda: ev.extract_features(module, source_images(), stage="features-source", **common),
+        key=canonical_json(fields),
+    )
     indices = target.shot_pool() + (target.validation_indices() or [])
     target_images = match_format(target.images()[indices], channels, info.resolution)
     target_features = ev.extract_features(

@@ -253,7 +253,7 @@ def _load_cached(path: Path, digest: str, n: int) -> torch.Tensor | None:
         if payload["digest"] != digest or features.dim() != 2 or len(features) != n:
             raise ValueError("entry does not match its key")
     except Exception as error:  # any unreadable entry is recomputed, never fatal
-        log.warning("ignoring unreadable reference cache %s (%s); recomputing", path, error)
+        log.warning("ignoring unreadable feature cache %s (%s); recomputing", path, error)
         return None
     return features
 
@@ -263,6 +263,23 @@ def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def cached_features(
+    path: Path, digest: str, n: int, compute: Callable[[], torch.Tensor], **payload: Any
+) -> tuple[torch.Tensor, bool]:
+    """``n`` features from the disk cache entry ``path`` (keyed by ``digest``), or
+    ``compute()``'d and written there with ``payload`` beside them; True on a hit. A
+    read-only cache slows the next run, nothing more."""
+    features = _load_cached(path, digest, n)
+    if features is not None:
+        return features, True
+    features = compute()
+    try:
+        _save_atomic(path, {**payload, "digest": digest, "features": features})
+    except OSError as error:
+        log.warning("could not write feature cache %s: %s", path, error)
+    return features, False
 
 
 def reference_cache_path(cache_dir: str | Path, key: str) -> Path:
@@ -293,25 +310,23 @@ def reference_features(
         channels=int(images.shape[1]),  # grey where a grey target is judged in grey
         device=device,
     )
-    path = reference_cache_path(cache_dir, digest)
-    features = _load_cached(path, digest, len(images))
-    status = "hit"
-    if features is None:
-        status = "miss"
-        features = extract_features(
+    features, hit = cached_features(
+        reference_cache_path(cache_dir, digest),
+        digest,
+        len(images),
+        lambda: extract_features(
             module,
             images,
             device=device,
             batch_size=batch_size,
             progress=progress,
             stage="features-reference",
-        )
-        payload = {"digest": digest, "reference_key": reference_key, "features_of": identity}
-        payload.update(dataset=dataset.name, features=features)
-        try:
-            _save_atomic(path, payload)
-        except OSError as error:  # a read-only cache slows the next run, nothing more
-            log.warning("could not write reference cache %s: %s", path, error)
+        ),
+        reference_key=reference_key,
+        features_of=identity,
+        dataset=dataset.name,
+    )
+    status = "hit" if hit else "miss"
     # the keys, not the file: a record names no path of the machine that made it
     info = {
         "reference_cache": status,
