@@ -28,41 +28,67 @@ def _p(value: float) -> str:
     return "–" if pd.isna(value) else format(value, ".2g")
 
 
+def _groups(frame: pd.DataFrame) -> list[str]:
+    """A table's row groups: per target, and per named budget where the CSV has them."""
+    return ["dataset", "budget"] if "budget" in frame.columns else ["dataset"]
+
+
 def _markdown(
-    headers: list[str], frame: pd.DataFrame, sort_by: str, cells: Callable[[pd.Series], list[str]]
+    headers: list[str],
+    frame: pd.DataFrame,
+    sort_by: str | Callable[[pd.DataFrame], pd.Series],
+    cells: Callable[[pd.Series], list[str]],
 ) -> list[str]:
-    """A Markdown table: per dataset (in file order), the rows sorted by ``sort_by``."""
+    """A Markdown table: per target (and budget), in file order, the rows sorted by
+    ``sort_by`` (a column, or a key computed from the group)."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for _, group in frame.groupby("dataset", sort=False):
-        for _, row in group.sort_values(sort_by).iterrows():
-            lines.append("| " + " | ".join(cells(row)) + " |")
+    for _, group in frame.groupby(_groups(frame), sort=False):
+        key = group[sort_by] if isinstance(sort_by, str) else sort_by(group)
+        for index in key.sort_values(kind="stable").index:
+            lines.append("| " + " | ".join(cells(group.loc[index])) + " |")
     return lines
+
+
+def _ranked(row: pd.Series) -> str:
+    """The metric a row is ranked by: FID where valid, else KID (``ranked_by``)."""
+    return "kid" if row.get("ranked_by") == "kid" else "fid"
 
 
 def leaderboard_table(path: str) -> list[str]:
     board = pd.read_csv(path)
-    headers = ["target", "method", "seeds", "FID [95% CI]", "Δ FID vs finetune [95% CI]", "p"]
-    headers += ["verdict", "Holm p", "Holm", "KID", "diversity", "memorised"]
+    board = board[~board["stale"].astype(bool)]
+    budgets = "budget" in board.columns
+    headers = ["target", *(["budget"] if budgets else []), "method", "seeds", "ranked by"]
+    headers += ["mean [95% CI]", "Δ vs finetune [95% CI]", "p", "verdict", "Holm p", "Holm"]
+    headers += ["FID", "KID", "adapted", "diversity", "memorised"]
 
     def cells(r: pd.Series) -> list[str]:
         name = f"**{r['method']}**" if str(r.get("best")).lower() == "true" else r["method"]
+        m = _ranked(r)
         return [
             r["dataset"],
+            *([r["budget"]] if budgets else []),
             name,
             str(r["n_seeds"]),
-            f"{_num(r['fid_mean'])} [{_num(r['fid_ci95_low'])}, {_num(r['fid_ci95_high'])}]",
-            f"{_signed(r['delta_fid_mean'])} [{_signed(r['delta_fid_ci95_low'])}, "
-            f"{_signed(r['delta_fid_ci95_high'])}]",
+            m.upper(),
+            f"{_num(r[f'{m}_mean'])} [{_num(r[f'{m}_ci95_low'])}, {_num(r[f'{m}_ci95_high'])}]",
+            f"{_signed(r[f'delta_{m}_mean'])} [{_signed(r[f'delta_{m}_ci95_low'])}, "
+            f"{_signed(r[f'delta_{m}_ci95_high'])}]",
             _p(r["delta_p"]),
             r["verdict"],
             _p(r["delta_p_holm"]),
             r["verdict_holm"],
+            _num(r["fid_mean"]) + ("" if r.get("fid_valid", True) else " (not valid)"),
             _num(r["kid_mean"]),
+            _num(r.get("adaptation_mean", math.nan), 2),
             _num(r["intra_cluster_diversity_mean"], 3),
             _num(r["mem_closer_to_train_mean"], 3),
         ]
 
-    return _markdown(headers, board[~board["stale"].astype(bool)], "fid_mean", cells)
+    def ranked_mean(group: pd.DataFrame) -> pd.Series:
+        return group.apply(lambda r: r[f"{_ranked(r)}_mean"], axis=1)
+
+    return _markdown(headers, board, ranked_mean, cells)
 
 
 def _values(text: object) -> dict[str, object]:
