@@ -87,3 +87,22 @@ def test_leaderboard_and_report_take_a_reference_by_name(tmp_path):
     assert (
         board.loc["finetune", "delta_fid_mean"] == -2.0 and board.loc["cdc", "reference"] == "cdc"
     )
+
+
+def test_compare_pairs_within_each_budget_and_names_it(tmp_path):
+    from gtbench.results.leaderboard import compare, run_rows
+
+    for budget, ft, cdc in (("adapted", [10.0, 12.0, 14.0], [11.0, 14.0, 17.0]),
+                            ("long", [30.0, 32.0, 34.0], [20.0, 21.0, 22.0])):  # fmt: skip
+        for method, fids in (("finetune", ft), ("cdc", cdc)):
+            for seed, fid in enumerate(fids):
+                record = _record(f"{budget}-{method}-{seed}", method, seed, fid, budget=budget)
+                record["hparams"]["train"]["iters"] = 5 if budget == "adapted" else 20
+                write_record(tmp_path, record)
+    comparisons = {c.budget: c for c in compare(run_rows(tmp_path), "finetune", "cdc")}
+    assert set(comparisons) == {"adapted", "long"}
+    assert comparisons["adapted"].result.delta_mean == 2.0  # never pooled with "long"
+    assert comparisons["long"].result.delta_mean == -11.0
+    assert "· budget long ·" in comparisons["long"].title
+    result = gtbench("compare", "finetune", "cdc", results=tmp_path)
+    assert "budget adapted" in result.output and "budget long" in result.output

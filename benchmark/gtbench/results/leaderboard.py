@@ -774,6 +774,7 @@ class Comparison:
     result: Any  # gtbench.measure.stats.PairedResult
     # mean share of samples assigned to the target per method (nan: not measured/trusted)
     adaptation: dict[str, float] = field(default_factory=dict)
+    budget: str = ""  # the named budget both rows were trained at ("": none named)
 
 
 def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> list[Comparison]:
@@ -814,9 +815,13 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
         protocol = (
             board.loc[ib, "protocol"] if row["protocol"].endswith("none") else row["protocol"]
         )
+        named = row.get(BUDGET_LABEL)
+        budget = "" if _missing(named) or not named else str(named)
         title = (
             f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']} "
-            f"· {row['selection']} · protocol {protocol}"
+            f"· {row['selection']}"
+            + (f" · budget {budget}" if budget else "")
+            + f" · protocol {protocol}"
             + (" · stale records (older versions)" if bool(row.get("stale", False)) else "")
         )
         comparisons.append(
@@ -830,6 +835,7 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
                     name: float(board.loc[i].get("adaptation_mean", math.nan))
                     for name, i in ((a, ia), (b, ib))
                 },
+                budget,
             )
         )
     if not comparisons:
