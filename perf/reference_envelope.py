@@ -1,0 +1,85 @@
+"""The committed reference's compute envelope, from the records it already holds.
+
+    python perf/reference_envelope.py [RESULTS] [--workers 2] [--suite full]
+
+For each part of the suite (target × budget): the cells it plans, the cells with an `ok`
+record in RESULTS, their mean wall seconds per cell (`timings.total_s`: setup, training,
+evaluation, saving), and the part's wall hours at WORKERS cells at a time. A part with no
+finished cell is projected from a finished part of the same source: its training seconds
+scaled by the step ratio, its other seconds as measured (flagged `projected`). The last
+line sums the parts: what regenerating the whole suite costs on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from statistics import fmean
+
+
+def _records(results: Path) -> dict[str, dict]:
+    found = {}
+    for path in sorted(results.glob("runs/*/record.json")):
+        record = json.loads(path.read_text())
+        if record.get("status") == "ok":
+            found[record["run_id"]] = record
+    return found
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="?", default="results/reference")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--suite", default="full")
+    args = parser.parse_args(argv)
+
+    from gtbench.plan.cells import plan_suite
+    from gtbench.plan.suite import load_suite
+    from gtbench.plugin import registry
+
+    suite = load_suite(args.suite)
+    suite.methods = list(registry.methods().names())
+    records = _records(Path(args.results))
+    parts: dict[tuple[str, str, str], dict] = defaultdict(lambda: {"cells": 0, "done": []})
+    for cell in plan_suite(suite).cells:
+        key = (cell["source"]["name"], cell["dataset"]["name"], cell.get("budget", ""))
+        part = parts[key]
+        part["cells"] += 1
+        if cell["train"]:
+            part["iters"] = cell["train"]["iters"]
+        if cell["run_id"] in records:
+            part["done"].append(records[cell["run_id"]]["timings"])
+
+    measured = {k: p for k, p in parts.items() if p["done"]}
+    print(f"{'source → target':38} {'budget':8} {'steps':>5} {'cells':>5} {'done':>5} "
+          f"{'s/cell':>7} {'hours':>6}")  # fmt: skip
+    total = 0.0
+    for key, part in parts.items():
+        note = ""
+        if part["done"]:
+            per_cell = fmean(t["total_s"] for t in part["done"])
+        else:
+            same = [p for k, p in measured.items() if k[0] == key[0]]
+            if not same:
+                print(f"{key[0]} → {key[1]:20} {key[2]:8} nothing measured for this source")
+                continue
+            base = max(same, key=lambda p: len(p["done"]))
+            train = fmean(t["train_s"] for t in base["done"])
+            rest = fmean(t["total_s"] - t["train_s"] for t in base["done"])
+            per_cell, note = train * part["iters"] / base["iters"] + rest, "  projected"
+        hours = per_cell * part["cells"] / args.workers / 3600
+        total += hours
+        name = f"{key[0]} → {key[1]}"
+        print(f"{name:38} {key[2]:8} {part.get('iters', 0):5d} {part['cells']:5d} "
+              f"{len(part['done']):5d} {per_cell:7.1f} {hours:6.2f}{note}")  # fmt: skip
+    print(f"{'total':38} {'':8} {'':5} {sum(p['cells'] for p in parts.values()):5d} "
+          f"{sum(len(p['done']) for p in parts.values()):5d} {'':7} {total:6.2f} "
+          f"(at {args.workers} cells at a time)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
