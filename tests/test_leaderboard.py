@@ -392,5 +392,7 @@ def test_named_budgets_are_ranked_apart_never_pooled(tmp_path):
     records = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("runs/*/record.json")]
     assert {r["budget"] for r in records} == {"adapted", "long"}
     assert len({r["run_id"] for r in records}) == 8
-    shown = gtbench("leaderboard", results=tmp_path / "out")
+    shown = gtbench("leaderboard", "--grids", str(tmp_path / "grids"), results=tmp_path / "out")
     assert "budget" in shown.output and "adapted" in shown.output and "long" in shown.output
+    grids = sorted(g.name for g in (tmp_path / "grids").glob("*.png"))  # one per row
+    assert len(grids) == 4 and {g.rsplit("__", 1)[1] for g in grids} == {"adapted.png", "long.png"}

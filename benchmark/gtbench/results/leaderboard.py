@@ -556,7 +556,9 @@ def best_rows(board: pd.DataFrame) -> set[int]:
 
 def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """Copy one sample grid per leaderboard row (its first seed's ``samples.png``) to
-    ``out_dir``, named ``<source>__<dataset>__<shots>shot__<method>__<protocol>.png``."""
+    ``out_dir``, named ``<source>__<dataset>__<shots>shot__<method>__<protocol>.png``
+    (then the budget and the selection where named: rows of two budgets never share a
+    file, not even a method that does not train)."""
     import re
     import shutil
 
@@ -576,6 +578,9 @@ def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
             row["method"],
             row["protocol"],
         ]
+        budget = row.get(BUDGET_LABEL)
+        if not _missing(budget) and budget:
+            parts.append(budget)
         if row["selection"] != DEFAULT_SELECTION:
             parts.append(row["selection"])
         name = "__".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", str(p)) for p in parts) + ".png"
