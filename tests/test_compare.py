@@ -106,3 +106,7 @@ def test_compare_pairs_within_each_budget_and_names_it(tmp_path):
     assert "· budget long ·" in comparisons["long"].title
     result = gtbench("compare", "finetune", "cdc", results=tmp_path)
     assert "budget adapted" in result.output and "budget long" in result.output
+    long = gtbench("compare", "finetune", "cdc", "--budget", "long", results=tmp_path)
+    assert "budget long" in long.output and "budget adapted" not in long.output
+    none = gtbench("compare", "finetune", "cdc", "--budget", "short", results=tmp_path)
+    assert none.exit_code == 2 and "never ran on the same target at budget 'short'" in none.output

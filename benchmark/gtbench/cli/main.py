@@ -867,16 +867,22 @@ def show(run_id: str, results: str) -> None:
 @click.argument("method_a")
 @click.argument("method_b")
 @click.option("--dataset", default=None, help="only this target dataset")
+@click.option("--budget", default=None, help="only this named budget (adapted, long)")
 @click.option("--results", default=DEFAULT_RESULTS, help="results folder")
 @BESIDE_OPTION
 def compare(
-    method_a: str, method_b: str, dataset: str | None, results: str, beside: tuple[str, ...]
+    method_a: str,
+    method_b: str,
+    dataset: str | None,
+    budget: str | None,
+    results: str,
+    beside: tuple[str, ...],
 ) -> None:
-    """Compare two methods seed by seed on every target both ran: Δ = B − A per seed,
-    its mean with the paired t-test's 95 % CI, its p and the verdict."""
+    """Compare two methods seed by seed on every target (and budget) both ran: Δ = B − A
+    per seed, its mean with the paired t-test's 95 % CI, its p and the verdict."""
     from gtbench.results.leaderboard import compare_command_lines
 
-    for line in compare_command_lines(results, method_a, method_b, dataset, beside):
+    for line in compare_command_lines(results, method_a, method_b, dataset, beside, budget):
         click.echo(line)
 
 

@@ -782,8 +782,11 @@ class Comparison:
     budget: str = ""  # the named budget both rows were trained at ("": none named)
 
 
-def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> list[Comparison]:
-    """Paired comparison of methods ``a`` and ``b`` on every target both have."""
+def compare(
+    runs: pd.DataFrame, a: str, b: str, dataset: str | None = None, budget: str | None = None
+) -> list[Comparison]:
+    """Paired comparison of methods ``a`` and ``b`` on every target (and named budget)
+    both have; ``dataset`` / ``budget`` keep only that target / budget."""
     from gtbench.errors import UsageError
     from gtbench.measure import stats
 
@@ -821,14 +824,16 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
             board.loc[ib, "protocol"] if row["protocol"].endswith("none") else row["protocol"]
         )
         named = row.get(BUDGET_LABEL)
-        budget = "" if _missing(named) or not named else str(named)
+        named_budget = "" if _missing(named) or not named else str(named)
         title = (
             f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']} "
             f"· {row['selection']}"
-            + (f" · budget {budget}" if budget else "")
+            + (f" · budget {named_budget}" if named_budget else "")
             + f" · protocol {protocol}"
             + (" · stale records (older versions)" if bool(row.get("stale", False)) else "")
         )
+        if budget is not None and budget != named_budget:
+            continue
         comparisons.append(
             Comparison(
                 title,
@@ -840,11 +845,12 @@ def compare(runs: pd.DataFrame, a: str, b: str, dataset: str | None = None) -> l
                     name: float(board.loc[i].get("adaptation_mean", math.nan))
                     for name, i in ((a, ia), (b, ib))
                 },
-                budget,
+                named_budget,
             )
         )
     if not comparisons:
-        raise UsageError(f"methods {a!r} and {b!r} never ran on the same target")
+        where = "" if budget is None else f" at budget {budget!r}"
+        raise UsageError(f"methods {a!r} and {b!r} never ran on the same target{where}")
     return comparisons
 
 
@@ -917,7 +923,12 @@ def comparison_lines(comparison: Comparison, a: str, b: str) -> list[str]:
 
 
 def compare_command_lines(
-    results: str, a: str, b: str, dataset: str | None, beside: Sequence[str] = ()
+    results: str,
+    a: str,
+    b: str,
+    dataset: str | None,
+    beside: Sequence[str] = (),
+    budget: str | None = None,
 ) -> list[str]:
     """What ``gtbench compare`` prints."""
     from gtbench.errors import UsageError
@@ -928,7 +939,7 @@ def compare_command_lines(
     runs = run_rows(results, beside)
     methods = sorted(set(runs["method"])) if not runs.empty else []
     a, b = (_method_named(name, methods) for name in (a, b))
-    for comparison in compare(runs, a, b, dataset):
+    for comparison in compare(runs, a, b, dataset, budget):
         lines += [*comparison_lines(comparison, a, b), ""]
     if "other_hardware" in runs:
         marked = runs.loc[runs["other_hardware"].astype(bool), "method"]
