@@ -34,6 +34,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("results", nargs="?", default="results/reference")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--suite", default="full")
+    parser.add_argument("--measured-in", action="append", default=[], metavar="FOLDER")
     args = parser.parse_args(argv)
 
     from gtbench.plan.cells import plan_suite
@@ -54,6 +55,12 @@ def main(argv: list[str]) -> int:
             part["done"].append(records[cell["run_id"]]["timings"])
 
     measured = {k: p for k, p in parts.items() if p["done"]}
+    for folder in args.measured_in:  # other runs of a part's source and target
+        for record in _records(Path(folder)).values():
+            key = (record["source"]["name"], record["dataset"]["name"], "check")
+            extra = measured.setdefault(key, {"done": []})
+            extra["done"].append(record["timings"])
+            extra["iters"] = record["hparams"]["train"]["iters"]
     print(f"{'source → target':38} {'budget':8} {'steps':>5} {'cells':>5} {'done':>5} "
           f"{'s/cell':>7} {'hours':>6}")  # fmt: skip
     total = 0.0
@@ -63,6 +70,7 @@ def main(argv: list[str]) -> int:
             per_cell = fmean(t["total_s"] for t in part["done"])
         else:
             same = [p for k, p in measured.items() if k[0] == key[0]]
+            same = [p for k, p in measured.items() if k[:2] == key[:2]] or same
             if not same:
                 print(f"{key[0]} → {key[1]:20} {key[2]:8} nothing measured for this source")
                 continue
