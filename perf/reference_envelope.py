@@ -57,10 +57,10 @@ def main(argv: list[str]) -> int:
     measured = {k: p for k, p in parts.items() if p["done"]}
     for folder in args.measured_in:  # other runs of a part's source and target
         for record in _records(Path(folder)).values():
-            key = (record["source"]["name"], record["dataset"]["name"], "check")
-            extra = measured.setdefault(key, {"done": []})
+            iters = record["hparams"]["train"]["iters"]
+            key = (record["source"]["name"], record["dataset"]["name"], f"check {iters}")
+            extra = measured.setdefault(key, {"done": [], "iters": iters})
             extra["done"].append(record["timings"])
-            extra["iters"] = record["hparams"]["train"]["iters"]
     print(f"{'source → target':38} {'budget':8} {'steps':>5} {'cells':>5} {'done':>5} "
           f"{'s/cell':>7} {'hours':>6}")  # fmt: skip
     total = 0.0
@@ -74,7 +74,8 @@ def main(argv: list[str]) -> int:
             if not same:
                 print(f"{key[0]} → {key[1]:20} {key[2]:8} nothing measured for this source")
                 continue
-            base = max(same, key=lambda p: len(p["done"]))
+            # the nearest step count, then the most cells
+            base = min(same, key=lambda p: (abs(p["iters"] - part["iters"]), -len(p["done"])))
             train = fmean(t["train_s"] for t in base["done"])
             rest = fmean(t["total_s"] - t["train_s"] for t in base["done"])
             per_cell, note = train * part["iters"] / base["iters"] + rest, "  projected"

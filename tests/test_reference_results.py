@@ -1,0 +1,58 @@
+"""The committed reference poses the few-shot problem it ranks (docs/regime.md): every
+target of the `full` suite at its adapted budget, at least 5 seeds a row, and plain
+fine-tuning's samples moved to the target there (≥ 90 % by the adaptation measure), so a
+ranking is never read on generators that still draw the source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARD = ROOT / "results" / "reference" / "leaderboard.csv"
+
+
+@pytest.fixture(scope="module")
+def board() -> pd.DataFrame:
+    frame = pd.read_csv(BOARD)
+    return frame[~frame["stale"].astype(bool)]
+
+
+def _full_suite_targets(budget: str) -> set[str]:
+    from gtbench.plan.suite import load_suite
+
+    return {
+        d for part in load_suite("full").parts() if part.budget == budget for d in part.datasets
+    }
+
+
+def test_every_ranked_row_at_the_adapted_budget_has_five_seeds(board):
+    adapted = board[board["budget"] == "adapted"]
+    assert {"animals-cat", "digits"} <= set(adapted["dataset"]) <= _full_suite_targets("adapted")
+    assert adapted["n_seeds"].min() >= 5
+    assert not adapted.duplicated(["dataset", "method"]).any()  # one row per method
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the face pair's part of the full suite has not run yet (docs/leaderboard.md)",
+)
+def test_every_target_of_the_full_suite_is_ranked_at_its_adapted_budget(board):
+    adapted = board[board["budget"] == "adapted"]
+    assert set(adapted["dataset"]) == _full_suite_targets("adapted")
+
+
+def test_finetune_draws_the_target_at_the_adapted_budget(board):
+    """Issue 18: at the reference budget finetune reaches ≥ 90 % on every target."""
+    finetune = board[(board["budget"] == "adapted") & (board["method"] == "finetune")]
+    adapted = finetune.set_index("dataset")["adaptation_mean"]
+    assert {"animals-cat", "digits"} <= set(adapted.index)
+    assert (adapted >= 0.9).all(), adapted.to_dict()
+
+
+def test_budgets_are_never_pooled(board):
+    """One row per target, method and budget: no row averages two budgets' runs."""
+    assert not board.duplicated(["dataset", "method", "budget"]).any()
+    assert set(board["budget"]) <= {"adapted", "long"}
