@@ -578,15 +578,20 @@ def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
             row["method"],
             row["protocol"],
         ]
-        budget = row.get(BUDGET_LABEL)
-        if not _missing(budget) and budget:
-            parts.append(budget)
+        if row_budget(row):
+            parts.append(row_budget(row))
         if row["selection"] != DEFAULT_SELECTION:
             parts.append(row["selection"])
         name = "__".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", str(p)) for p in parts) + ".png"
         shutil.copyfile(grid, out / name)
         written.append(out / name)
     return written
+
+
+def row_budget(row: pd.Series) -> str:
+    """A leaderboard row's named budget; "" when its board names none."""
+    value = row.get(BUDGET_LABEL)
+    return "" if _missing(value) or not value else str(value)
 
 
 def by_finish(runs: pd.DataFrame) -> pd.DataFrame:
@@ -807,6 +812,8 @@ def compare(
         row = board.loc[ia]
         if (ia, ib) in seen or (dataset is not None and row["dataset"] != dataset):
             continue
+        if budget is not None and budget != row_budget(row):
+            continue
         seen.add((ia, ib))
         fid_ok = bool(board.loc[members, "fid_valid"].all())
         metric = "fid" if fid_ok else "kid_mean"
@@ -823,8 +830,7 @@ def compare(
         protocol = (
             board.loc[ib, "protocol"] if row["protocol"].endswith("none") else row["protocol"]
         )
-        named = row.get(BUDGET_LABEL)
-        named_budget = "" if _missing(named) or not named else str(named)
+        named_budget = row_budget(row)
         title = (
             f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']} "
             f"· {row['selection']}"
@@ -832,8 +838,6 @@ def compare(
             + f" · protocol {protocol}"
             + (" · stale records (older versions)" if bool(row.get("stale", False)) else "")
         )
-        if budget is not None and budget != named_budget:
-            continue
         comparisons.append(
             Comparison(
                 title,
