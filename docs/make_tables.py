@@ -132,13 +132,16 @@ def tuning_table(path: str) -> list[str]:
 
 
 def ranks_table(path: str) -> list[str]:
-    """The mean rank over targets, one row per method and selection, best first."""
+    """The mean rank over targets, one row per method, selection and budget, best first
+    within each budget (a budget column as soon as the file holds two)."""
     ranks = pd.read_csv(path)
     several = ranks["selection"].nunique() > 1
-    headers = [*(["selection"] if several else []), "method", "mean rank [95% CI]", "targets"]
+    budgets = "budget" in ranks and ranks["budget"].nunique() > 1
+    first = [*(["selection"] if several else []), *(["budget"] if budgets else [])]
+    headers = [*first, "method", "mean rank [95% CI]", "targets"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for _, r in ranks.iterrows():
-        cells = [*([r["selection"]] if several else []), r["method"]]
+        cells = [*(str(r[c]) for c in first), r["method"]]
         cells += [f"{r['mean_rank']:.1f} [{r['rank_ci95_low']:.1f}, {r['rank_ci95_high']:.1f}]"]
         lines.append("| " + " | ".join([*cells, str(r["n_targets"])]) + " |")
     return lines

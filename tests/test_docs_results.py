@@ -105,7 +105,8 @@ def test_leaderboard_page_claims_about_the_committed_leaderboard():
     cats = rows.loc["animals-cat"]
     assert cats["mem_closer_to_train_mean"].idxmax() == "minegan"
     assert round(cats.loc["minegan", "intra_cluster_diversity_mean"], 3) == 0.053
-    ranks = _csv("results/reference/ranks.csv").set_index("method")
+    ranks = _csv("results/reference/ranks.csv")
+    ranks = ranks[ranks["budget"] == "adapted"].set_index("method")
     assert tuple(ranks.loc["ada", ["mean_rank", "rank_ci95_low", "rank_ci95_high"]]) == (1, 1, 1.5)
     assert tuple(ranks.loc["finetune", ["mean_rank", "rank_ci95_low", "rank_ci95_high"]]) == (
         4, 3, 5.5,
@@ -219,53 +220,82 @@ def reference_runs():
     return _as_committed(run_rows(ROOT / "results" / "reference"))
 
 
+ADAPTED_CLAIMS = [  # docs/methods.md, "Rankings against the papers": Δ = b − a on the same shots
+    ("finetune", "scratch", "animals-cat", 112, "tie", None),
+    ("finetune", "scratch", "digits", 486, "worse", 1e-3),
+    ("finetune", "source-only", "animals-cat", 501, "worse", 1e-3),
+    ("finetune", "source-only", "digits", 2139, "worse", 1e-3),
+    ("finetune", "freeze-d", "animals-cat", 52, "tie", None),
+    ("finetune", "freeze-d", "digits", 308, "worse", 1e-3),
+    ("finetune", "ewc", "animals-cat", 30, "tie", None),
+    ("finetune", "ewc", "digits", 1177, "worse", 1e-3),
+    ("finetune", "cdc", "animals-cat", 214, "worse", 1e-3),
+    ("finetune", "cdc", "digits", 667, "worse", 1e-3),
+    ("ewc", "cdc", "animals-cat", 185, "worse", 0.0034),
+    ("ewc", "cdc", "digits", -510, "better", 0.0023),
+    ("cdc", "dcl", "animals-cat", 367, "worse", 1e-3),
+    ("cdc", "dcl", "digits", 774, "worse", 1e-3),
+    ("finetune", "dcl", "animals-cat", 582, "worse", 1e-3),
+    ("finetune", "dcl", "digits", 1441, "worse", 1e-3),
+    ("cdc", "adam", "animals-cat", -121, "better", 0.017),
+    ("cdc", "adam", "digits", 278, "worse", 0.031),
+    ("dcl", "adam", "animals-cat", -489, "better", 1e-3),
+    ("dcl", "adam", "digits", -496, "better", 0.0012),
+    ("finetune", "adam", "animals-cat", 93, "worse", 0.05),
+    ("finetune", "adam", "digits", 945, "worse", 1e-3),
+    ("adam", "rick", "animals-cat", -79, "better", 0.022),
+    ("adam", "rick", "digits", -179, "better", 0.05),
+    ("finetune", "rick", "animals-cat", 13, "tie", None),
+    ("finetune", "rick", "digits", 766, "worse", 1e-3),
+    ("finetune", "ada", "animals-cat", -87, "better", 0.031),
+    ("finetune", "ada", "digits", -396, "better", 0.0014),
+    ("finetune", "diffaugment", "animals-cat", 42, "tie", None),
+    ("finetune", "diffaugment", "digits", -332, "better", 0.0043),
+    ("finetune", "minegan", "animals-cat", -11, "tie", None),
+    ("finetune", "minegan", "digits", -41, "tie", None),
+    ("finetune", "adafm", "animals-cat", 153, "tie", None),
+    ("finetune", "adafm", "digits", 1360, "worse", 1e-3),
+    ("finetune", "bsa", "animals-cat", 342, "worse", 0.002),
+    ("finetune", "bsa", "digits", 2004, "worse", 1e-3),
+    ("finetune", "freeze-g", "animals-cat", 312, "worse", 0.002),
+    ("finetune", "freeze-g", "digits", 1353, "worse", 1e-3),
+]
+
+LONG_CLAIMS = [  # docs/methods.md, "At the long budget": Δ = b − a on the same shots, cats; p below
+    # the bound that the page's rounded p allows
+    ("finetune", "scratch", "animals-cat", 226, "worse", 1e-3),
+    ("finetune", "source-only", "animals-cat", 450, "worse", 1e-3),
+    ("finetune", "freeze-d", "animals-cat", 63, "tie", None),
+    ("finetune", "ewc", "animals-cat", -9, "tie", None),
+    ("finetune", "cdc", "animals-cat", 139, "worse", 0.0235),
+    ("ewc", "cdc", "animals-cat", 148, "worse", 0.0435),
+    ("cdc", "dcl", "animals-cat", 205, "worse", 0.00955),
+    ("finetune", "dcl", "animals-cat", 344, "worse", 1e-3),
+    ("dcl", "adam", "animals-cat", -169, "better", 0.0285),
+    ("cdc", "adam", "animals-cat", 36, "tie", None),
+    ("finetune", "adam", "animals-cat", 175, "worse", 0.00565),
+    ("adam", "rick", "animals-cat", -198, "better", 0.00375),
+    ("finetune", "rick", "animals-cat", -23, "tie", None),
+    ("finetune", "ada", "animals-cat", -204, "better", 1e-3),
+    ("finetune", "diffaugment", "animals-cat", -159, "better", 0.0125),
+    ("finetune", "minegan", "animals-cat", -16, "tie", None),
+    ("finetune", "adafm", "animals-cat", -6, "tie", None),
+    ("finetune", "bsa", "animals-cat", 96, "tie", None),
+    ("finetune", "freeze-g", "animals-cat", 431, "worse", 0.00245),
+    ("finetune", "l2-sp", "animals-cat", -105, "better", 0.00325),
+]
+
+
 @pytest.mark.parametrize(
-    ("a", "b", "dataset", "delta", "verdict", "p_below"),
-    [  # docs/methods.md, "Rankings against the papers": Δ = b − a on the same shots, adapted
-        ("finetune", "scratch", "animals-cat", 112, "tie", None),
-        ("finetune", "scratch", "digits", 486, "worse", 1e-3),
-        ("finetune", "source-only", "animals-cat", 501, "worse", 1e-3),
-        ("finetune", "source-only", "digits", 2139, "worse", 1e-3),
-        ("finetune", "freeze-d", "animals-cat", 52, "tie", None),
-        ("finetune", "freeze-d", "digits", 308, "worse", 1e-3),
-        ("finetune", "ewc", "animals-cat", 30, "tie", None),
-        ("finetune", "ewc", "digits", 1177, "worse", 1e-3),
-        ("finetune", "cdc", "animals-cat", 214, "worse", 1e-3),
-        ("finetune", "cdc", "digits", 667, "worse", 1e-3),
-        ("ewc", "cdc", "animals-cat", 185, "worse", 0.0034),
-        ("ewc", "cdc", "digits", -510, "better", 0.0023),
-        ("cdc", "dcl", "animals-cat", 367, "worse", 1e-3),
-        ("cdc", "dcl", "digits", 774, "worse", 1e-3),
-        ("finetune", "dcl", "animals-cat", 582, "worse", 1e-3),
-        ("finetune", "dcl", "digits", 1441, "worse", 1e-3),
-        ("cdc", "adam", "animals-cat", -121, "better", 0.017),
-        ("cdc", "adam", "digits", 278, "worse", 0.031),
-        ("dcl", "adam", "animals-cat", -489, "better", 1e-3),
-        ("dcl", "adam", "digits", -496, "better", 0.0012),
-        ("finetune", "adam", "animals-cat", 93, "worse", 0.05),
-        ("finetune", "adam", "digits", 945, "worse", 1e-3),
-        ("adam", "rick", "animals-cat", -79, "better", 0.022),
-        ("adam", "rick", "digits", -179, "better", 0.05),
-        ("finetune", "rick", "animals-cat", 13, "tie", None),
-        ("finetune", "rick", "digits", 766, "worse", 1e-3),
-        ("finetune", "ada", "animals-cat", -87, "better", 0.031),
-        ("finetune", "ada", "digits", -396, "better", 0.0014),
-        ("finetune", "diffaugment", "animals-cat", 42, "tie", None),
-        ("finetune", "diffaugment", "digits", -332, "better", 0.0043),
-        ("finetune", "minegan", "animals-cat", -11, "tie", None),
-        ("finetune", "minegan", "digits", -41, "tie", None),
-        ("finetune", "adafm", "animals-cat", 153, "tie", None),
-        ("finetune", "adafm", "digits", 1360, "worse", 1e-3),
-        ("finetune", "bsa", "animals-cat", 342, "worse", 0.002),
-        ("finetune", "bsa", "digits", 2004, "worse", 1e-3),
-        ("finetune", "freeze-g", "animals-cat", 312, "worse", 0.002),
-        ("finetune", "freeze-g", "digits", 1353, "worse", 1e-3),
-    ],
+    ("a", "b", "dataset", "delta", "verdict", "p_below", "budget"),
+    [(*claim, "adapted") for claim in ADAPTED_CLAIMS] + [(*c, "long") for c in LONG_CLAIMS],
 )
-def test_docs_claims_against_the_papers(reference_runs, a, b, dataset, delta, verdict, p_below):
+def test_docs_claims_against_the_papers(
+    reference_runs, a, b, dataset, delta, verdict, p_below, budget
+):
     from gtbench.results.leaderboard import compare
 
-    (comparison,) = compare(reference_runs, a, b, dataset, "adapted")
+    (comparison,) = compare(reference_runs, a, b, dataset, budget)
     result = comparison.result
     assert (result.n, round(result.delta_mean), result.verdict) == (5, delta, verdict)
     if p_below is not None:
@@ -291,3 +321,63 @@ def test_methods_page_regulariser_strengths_from_the_committed_records(reference
     assert (low[("cdc", "digits")], high[("cdc", "digits")]) == (0.52, 0.61)
     assert (low[("dcl", "animals-cat")], high[("dcl", "animals-cat")]) == (2.77, 3.12)
     assert (low[("dcl", "digits")], high[("dcl", "digits")]) == (1.26, 2.72)
+
+
+def test_methods_page_regulariser_strengths_at_the_long_budget(reference_runs):
+    """docs/methods.md, "At the long budget": reg_grad_ratio medians (CDC's and DCL's
+    ranges) on cats at 1600 steps."""
+    runs = reference_runs[reference_runs["reg_grad_ratio"].notna()]
+    runs = runs[(runs["budget"] == "long") & (runs["dataset"] == "animals-cat")]
+    ratio = runs.groupby("method")["reg_grad_ratio"]
+    median = ratio.median().round(2).to_dict()
+    assert {m: median[m] for m in ("cdc", "dcl", "ewc", "l2-sp")} == {
+        "cdc": 1.61, "dcl": 2.82, "ewc": 0.19, "l2-sp": 0.08,
+    }  # fmt: skip
+    low, high = ratio.min().round(2).to_dict(), ratio.max().round(2).to_dict()
+    assert (low["cdc"], high["cdc"], low["dcl"], high["dcl"]) == (1.41, 1.99, 1.97, 3.97)
+
+
+def _paired_budgets(runs, method, column):
+    """(adapted, long) per seed for one method on cats, and the paired t-test's p."""
+    from scipy import stats
+
+    cats = runs[(runs["dataset"] == "animals-cat") & (runs["method"] == method)]
+    table = cats.pivot_table(index="seed", columns="budget", values=column)
+    return table, stats.ttest_rel(table["long"], table["adapted"]).pvalue
+
+
+def test_leaderboard_page_claims_at_the_long_budget(reference_runs):
+    """docs/leaderboard.md and docs/methods.md: fine-tuning's few-shot failure from the
+    adapted to the long budget on the same shots, and who beats it at 1600 steps."""
+    fid, p_fid = _paired_budgets(reference_runs, "finetune", "fid")
+    memorised, p_mem = _paired_budgets(reference_runs, "finetune", "mem_closer_to_train")
+    assert len(fid) == 5 and round((fid["long"] - fid["adapted"]).mean()) == 52
+    assert p_fid < 0.05 and p_mem < 0.02
+    assert (fid["long"] > fid["adapted"]).sum() >= 4  # the FID comes back up
+    assert round(memorised["adapted"].mean(), 3) == 0.082
+    assert round(memorised["long"].mean(), 3) == 0.153
+    board = _csv("results/reference/leaderboard.csv")
+    long = board[(board["budget"] == "long") & (board["dataset"] == "animals-cat")]
+    assert set(long["n_seeds"]) == {5} and len(long) == 16
+    rows = long.set_index("method")
+    finetune = rows.loc["finetune"]
+    assert round(finetune["intra_cluster_diversity_mean"], 3) == 0.062
+    assert round(finetune["adaptation_mean"], 3) == 0.928
+    verdicts = {v: set(long.loc[long["verdict_holm"] == v, "method"]) for v in ("better", "worse")}
+    assert verdicts == {
+        "better": {"ada", "l2-sp"},
+        "worse": {"adam", "freeze-g", "dcl", "scratch", "source-only"},
+    }
+    assert round(rows.loc["ada", "delta_p_holm"], 3) == 0.008
+    assert round(rows.loc["l2-sp", "delta_p_holm"], 3) == 0.032
+    assert round(rows.loc["diffaugment", "delta_p_holm"], 3) == 0.093
+    assert long.loc[long["verdict_holm"] == "worse", "delta_p_holm"].max() <= 0.05
+    memorised = rows["mem_closer_to_train_mean"].round(3)
+    assert (memorised["ewc"], memorised["minegan"]) == (0.057, 0.260)
+    assert memorised.idxmax() == "minegan"
+    assert round(rows.loc["minegan", "intra_cluster_diversity_mean"], 3) == 0.044
+    adapted = rows["adaptation_mean"].round(2)
+    assert (adapted["dcl"], adapted["cdc"], adapted["bsa"]) == (0.14, 0.45, 0.31)
+    ranks = _csv("results/reference/ranks.csv")
+    ranks = ranks[ranks["budget"] == "long"].set_index("method")["mean_rank"]
+    assert (ranks["ada"], ranks["diffaugment"], ranks["l2-sp"], ranks["finetune"]) == (1, 2, 3, 8)

@@ -396,3 +396,6 @@ def test_named_budgets_are_ranked_apart_never_pooled(tmp_path):
     assert "budget" in shown.output and "adapted" in shown.output and "long" in shown.output
     grids = sorted(g.name for g in (tmp_path / "grids").glob("*.png"))  # one per row
     assert len(grids) == 4 and {g.rsplit("__", 1)[1] for g in grids} == {"adapted.png", "long.png"}
+    assert gtbench("report", results=tmp_path / "out").exit_code == 0
+    html = (tmp_path / "out" / "report.html").read_text()  # plots titled by budget name
+    assert "budget adapted" in html and "budget long" in html

@@ -32,6 +32,7 @@ from gtbench.results.leaderboard import (
     p_text,
     rank_rows,
     resolve_reference,
+    row_budget,
     row_runs,
     run_folder,
     run_rows,
@@ -84,8 +85,13 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _target_title(row: pd.Series) -> str:
-    return f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']}" + (
-        "" if row["selection"] == "default" else f" · {row['selection']}"
+    """Source, target, shots, extractor, and the selection and named budget where they say
+    something: the adapted and long rows of one pair are told apart by name."""
+    named_budget = row_budget(row)
+    return (
+        f"{row['source']} → {row['dataset']} · {row['shots']}-shot · {row['extractor']}"
+        + ("" if row["selection"] == "default" else f" · {row['selection']}")
+        + (f" · budget {named_budget}" if named_budget else "")
     )
 
 
