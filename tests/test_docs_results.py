@@ -381,3 +381,45 @@ def test_leaderboard_page_claims_at_the_long_budget(reference_runs):
     ranks = _csv("results/reference/ranks.csv")
     ranks = ranks[ranks["budget"] == "long"].set_index("method")["mean_rank"]
     assert (ranks["ada"], ranks["diffaugment"], ranks["l2-sp"], ranks["finetune"]) == (1, 2, 3, 8)
+
+
+def test_leaderboard_page_claims_about_the_shots_sweep():
+    """docs/leaderboard.md, "Data efficiency": the committed shots sweep."""
+    board = _csv("results/shots/leaderboard.csv")
+    assert set(board["n_seeds"]) == {5} and set(board["shots"]) == {5, 10, 50}
+    assert not board["stale"].any() and set(board["budget"]) == {"adapted"}
+    rows = board.set_index(["method", "shots"])
+    fid = rows["fid_mean"].round().astype(int).unstack("shots")
+    assert fid.to_dict("index") == {
+        "finetune": {5: 732, 10: 473, 50: 337},
+        "diffaugment": {5: 653, 10: 515, 50: 483},
+        "ewc": {5: 683, 10: 503, 50: 428},
+        "freeze-d": {5: 887, 10: 525, 50: 396},
+        "cdc": {5: 806, 10: 687, 50: 489},
+        "source-only": {5: 974, 10: 974, 50: 974},
+    }
+    holm = rows["verdict_holm"].unstack("shots")
+    others = holm.drop("finetune")
+    assert set(others[5]) == {"tie"} and set(others[50]) == {"worse"}
+    assert {m for m, v in others[10].items() if v == "worse"} == {"cdc", "source-only"}
+    assert list(board.loc[board["best"], ["method", "shots"]].itertuples(index=False)) == [
+        ("finetune", 50)
+    ]
+    five = board[board["shots"] == 5].set_index("method")
+    assert round(five.loc["diffaugment", "delta_fid_mean"]) == -79
+    assert round(five.loc["diffaugment", "delta_p"], 3) == 0.029
+    assert round(five.loc["ewc", "delta_fid_mean"]) == -49
+    assert five["delta_p_holm"].min() >= 0.077
+    assert round(five.loc["finetune", "fid_std"]) == 150
+    cdc = rows.loc["cdc", "adaptation_mean"].round(2).to_dict()
+    assert cdc == {5: 0.25, 10: 0.31, 50: 0.60}
+    # its 10-shot cells are the reference's, run id for run id
+    reference = ROOT / "results" / "reference" / "runs"
+    import json
+
+    ten = [
+        path.parent.name
+        for path in (ROOT / "results" / "shots" / "runs").glob("*/record.json")
+        if json.loads(path.read_text())["shots"] == 10
+    ]
+    assert len(ten) == 30 and all((reference / run_id).is_dir() for run_id in ten)

@@ -27,7 +27,7 @@ def test_working_files_in_committed_results_are_ignored(name: str) -> None:
 
 def test_records_and_samples_of_committed_results_are_not_ignored() -> None:
     for folder, name in itertools.product(
-        ("reference", "tuned", "regime"), ("record.json", "samples.png", "train_log.csv")
+        ("reference", "tuned", "regime", "shots"), ("record.json", "samples.png", "train_log.csv")
     ):
         path = f"results/{folder}/runs/0123456789abcdef/{name}"
         ignored = subprocess.run(
