@@ -35,10 +35,6 @@ def test_every_ranked_row_at_the_adapted_budget_has_five_seeds(board):
     assert not adapted.duplicated(["dataset", "method"]).any()  # one row per method
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the face pair's part of the full suite has not run yet (docs/leaderboard.md)",
-)
 def test_every_target_of_the_full_suite_is_ranked_at_its_adapted_budget(board):
     adapted = board[board["budget"] == "adapted"]
     assert set(adapted["dataset"]) == _full_suite_targets("adapted")
