@@ -578,8 +578,8 @@ def export_grids(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
             row["method"],
             row["protocol"],
         ]
-        if row_budget(row):
-            parts.append(row_budget(row))
+        if budget := row_budget(row):
+            parts.append(budget)
         if row["selection"] != DEFAULT_SELECTION:
             parts.append(row["selection"])
         name = "__".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", str(p)) for p in parts) + ".png"
