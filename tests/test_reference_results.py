@@ -56,25 +56,22 @@ def test_budgets_are_never_pooled(board):
 
 def test_finetune_shows_the_few_shot_failure_at_the_long_budget(board):
     """Issue 18: the long budget is where fine-tuning fails — on every target ranked there,
-    its memorisation and its ranked measure are above their adapted values."""
+    its memorisation is above and its diversity below their adapted values (docs/
+    leaderboard.md: its FID comes back up on cats, and levels on digits)."""
     finetune = board[board["method"] == "finetune"]
     long_targets = set(finetune.loc[finetune["budget"] == "long", "dataset"])
-    assert "animals-cat" in long_targets
+    assert long_targets == {"animals-cat", "digits"}
     for target in long_targets:
         rows = finetune[finetune["dataset"] == target].set_index("budget")
-        measure = f"{rows.loc['long', 'ranked_by']}_mean"
-        assert (
-            rows.loc["long", "mem_closer_to_train_mean"]
-            > rows.loc["adapted", "mem_closer_to_train_mean"]
-        )
-        assert rows.loc["long", measure] > rows.loc["adapted", measure], target
+        memorised = rows["mem_closer_to_train_mean"]
+        diversity = rows["intra_cluster_diversity_mean"]
+        assert memorised["long"] > memorised["adapted"], target
+        assert diversity["long"] < diversity["adapted"], target
         assert rows.loc["long", "n_seeds"] >= 5
+    cats = finetune[finetune["dataset"] == "animals-cat"].set_index("budget")["fid_mean"]
+    assert cats["long"] > cats["adapted"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the digits' long part of the full suite has not run yet (docs/leaderboard.md)",
-)
 def test_every_long_target_of_the_full_suite_is_ranked(board):
     """Issue 18: at least two targets at the long budget."""
     long = board[board["budget"] == "long"]
