@@ -437,6 +437,9 @@ def test_leaderboard_page_claims_at_the_long_budget_on_digits(reference_runs):
     assert set(long["n_seeds"]) == {5} and len(long) == 16
     rows = long.set_index("method")
     assert round(rows.loc["finetune", "adaptation_mean"], 3) == 0.948
+    assert board.loc[board["best"], ["dataset", "budget", "method"]].values.tolist() == [
+        ["digits", "long", "diffaugment"]
+    ]
     verdicts = {v: set(long.loc[long["verdict_holm"] == v, "method"]) for v in ("better", "tie")}
     assert verdicts == {
         "better": {"diffaugment", "ada", "cdc", "minegan"},
