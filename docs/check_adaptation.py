@@ -98,8 +98,8 @@ def main(argv: list[str]) -> int:
     )
     classifier.fit(x, y)
     print("method        seed  budget    HOG target share  adaptation (record)")
-    key = lambda r: (r["method"]["name"], r.get("budget") or "", r["seed"])  # noqa: E731
-    for record in sorted(records, key=key):
+    records.sort(key=lambda r: (r["method"]["name"], r.get("budget") or "", r["seed"]))
+    for record in records:
         generator = load_generator(record["run_id"], args.results)
         samples = ev.generate_images(
             generator, SAMPLES, seed=SAMPLE_SEED, device=torch.device("cpu")
