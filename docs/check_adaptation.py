@@ -49,7 +49,8 @@ def main(argv: list[str]) -> int:
     from gtbench.plugin.images import match_format
     from gtbench.plugin.spec import PluginSpec
     from gtbench.results.generate import load_generator
-    from gtbench.results.records import RECORD, read_record
+    from gtbench.results.leaderboard import run_rows
+    from gtbench.results.records import RECORD, read_record, run_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path)
@@ -59,24 +60,21 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     methods = set(args.methods.split(",")) if args.methods else None
 
-    records = []
-    for folder in sorted((args.results / "runs").iterdir()):
-        if not (folder / RECORD).is_file():
-            continue
-        record = read_record(folder / RECORD)
-        if record["status"] != "ok" or record["dataset"]["name"] != args.dataset:
-            continue
-        if args.budget and record.get("budget") != args.budget:
-            continue
-        if methods and record["method"]["name"] not in methods:
-            continue
-        records.append(record)
-    if not records:
+    runs = run_rows(args.results)
+    if not runs.empty:
+        keep = (runs["status"] == "ok") & (runs["dataset"] == args.dataset)
+        if args.budget:
+            keep &= runs["budget"] == args.budget
+        if methods:
+            keep &= runs["method"].str.split(":").str[0].isin(methods)
+        runs = runs[keep]
+    if runs.empty:
         print(f"no finished runs of {args.dataset} in {args.results}", file=sys.stderr)
         return 1
 
     target = registry.datasets().create(PluginSpec(args.dataset, {}))
-    domain = make_plugin("source", records[0]["source"]).domain_dataset
+    first = read_record(run_dir(args.results, runs["run_id"].iloc[0]) / RECORD)
+    domain = make_plugin("source", first["source"]).domain_dataset
     if not domain:
         print("the source names no pretraining dataset: nothing real to fit", file=sys.stderr)
         return 1
@@ -98,16 +96,15 @@ def main(argv: list[str]) -> int:
     )
     classifier.fit(x, y)
     print("method        seed  budget    HOG target share  adaptation (record)")
-    records.sort(key=lambda r: (r["method"]["name"], r.get("budget") or "", r["seed"]))
-    for record in records:
-        generator = load_generator(record["run_id"], args.results)
+    for run in runs.itertuples():
+        generator = load_generator(run.run_id, args.results)
         samples = ev.generate_images(
             generator, SAMPLES, seed=SAMPLE_SEED, device=torch.device("cpu")
         )
         share = classifier.predict(hog_features(match_format(samples, 1, resolution))).mean()
         print(
-            f"{record['method']['name']:12}  {record['seed']:4}  {record.get('budget') or '-':8}"
-            f"  {share:16.3f}  {record['metrics'].get('adaptation', float('nan')):.3f}"
+            f"{run.method:12}  {run.seed:4}  {run.budget or '-':8}"
+            f"  {share:16.3f}  {run.adaptation:.3f}"
         )
     return 0
 
