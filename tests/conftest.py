@@ -7,7 +7,8 @@
 - ``GTBENCH_OFFLINE=1``, ``HF_HUB_OFFLINE=1`` and ``PIP_NO_INDEX=1``: the default run
   never touches the network. Tests that must are marked ``@pytest.mark.network`` and run
   only when asked (``pytest -m network``); for them the offline switches are lifted.
-- One torch thread per test process (2-core machines); rich tables unfolded.
+- One thread per test process for torch and for numpy's BLAS/OpenMP pools (2-core
+  machines; a pool's size can change a float sum's order); rich tables unfolded.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ os.environ["GTBENCH_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["PIP_NO_INDEX"] = "1"  # a pip run by a test (the example plugin) stays local
 os.environ["COLUMNS"] = "200"  # rich tables unfolded in captured output
+for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_pool] = "1"  # before numpy loads its BLAS; inherited by spawned workers
 
 import torch  # noqa: E402
 
