@@ -134,7 +134,11 @@ def check_table(checks: pd.DataFrame) -> list[str]:
     return lines
 
 
-def tables(table: pd.DataFrame, checks: pd.DataFrame | None = None) -> list[str]:
+def tables(
+    table: pd.DataFrame, checks: pd.DataFrame | None = None, frame: pd.DataFrame | None = None
+) -> list[str]:
+    """The page's Markdown: the adaptation checks, then per target its budgets, every method
+    at both budgets paired by seed (``frame``: the per-seed curves), and each method's curve."""
     lines: list[str] = []
     if checks is not None and not checks.empty:
         lines += ["### Fine-tuning's adaptation at candidate budgets", "", *check_table(checks), ""]
@@ -149,6 +153,14 @@ def tables(table: pd.DataFrame, checks: pd.DataFrame | None = None) -> list[str]
                 + ("" if failed else " (no failure by the end of the curve)"),
                 "",
             ]
+            if frame is not None:
+                steps = {"adapted": adapted, "long": long}
+                lines += [
+                    "**At the two budgets** (seed means; Δ paired by seed = shots)",
+                    "",
+                    *at_budgets(frame, str(dataset), steps),
+                    "",
+                ]
         methods = sorted(part["method"].unique(), key=lambda m: (m != "finetune", m))
         for method in methods:
             rows = part[(part["method"] == method) & part["step"].isin(SHOWN_STEPS)]
@@ -165,6 +177,39 @@ def tables(table: pd.DataFrame, checks: pd.DataFrame | None = None) -> list[str]
                 cells = [_fmt(c, row[c]) for c in COLUMNS]
                 lines.append(f"| {int(row['step'])} | " + " | ".join(cells) + " |")
             lines.append("")
+    return lines
+
+
+def at_budgets(frame: pd.DataFrame, dataset: str, steps: dict[str, int]) -> list[str]:
+    """Every method against fine-tuning at the named budgets (``{"adapted": 400, ...}``),
+    paired by seed (the seed fixes the shots): seed-mean KID, memorisation and diversity,
+    and the mean paired KID difference with the number of seeds on which it is lower.
+    Three seeds give no significance; the count says how consistent a difference is."""
+    own = frame[frame["dataset"] == dataset]
+    lines = [
+        "| budget | method | seeds | KID | Δ KID vs finetune | lower on | memorised | diversity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, step in steps.items():
+        at = own[own["step"] == step]
+        kid = at.pivot_table(index="seed", columns="method", values="kid_mean")
+        if "finetune" not in kid:
+            continue
+        methods = sorted(kid.columns, key=lambda m: (m != "finetune", m))
+        for method in methods:
+            rows = at[at["method"] == method]
+            paired = (kid[method] - kid["finetune"]).dropna()
+            if method == "finetune":
+                delta, lower = "–", "–"
+            else:
+                delta = f"{paired.mean():+.0f}"
+                lower = f"{int((paired < 0).sum())} of {len(paired)}"
+            lines.append(
+                f"| {name} {step} | {method} | {rows['seed'].nunique()} "
+                f"| {rows['kid_mean'].mean():.0f} | {delta} | {lower} "
+                f"| {rows['mem_closer_to_train'].mean():.2f} "
+                f"| {rows['intra_cluster_diversity'].mean():.2f} |"
+            )
     return lines
 
 
@@ -199,12 +244,13 @@ def plot(table: pd.DataFrame, out: Path) -> None:
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit(__doc__)
-    table = means(curves(Path(argv[0])))
+    frame = curves(Path(argv[0]))
+    table = means(frame) if not frame.empty else frame
     if table.empty:
         raise SystemExit(f"no finished curves in {argv[0]}")
     if "--plot" in argv:
         plot(table, Path(argv[argv.index("--plot") + 1]))
-    print("\n".join(tables(table, adaptation_checks(Path(argv[0]) / CHECKS))))
+    print("\n".join(tables(table, adaptation_checks(Path(argv[0]) / CHECKS), frame)))
 
 
 if __name__ == "__main__":
