@@ -32,7 +32,7 @@ COLUMNS = {
     "intra_cluster_diversity": "diversity",
     "adaptation": "adapted",
 }
-SHOWN_STEPS = (100, 200, 300, 400, 500, 800, 1000, 1500, 1600, 2000, 2400, 3000, 4000, 5000)
+SHOWN_STEPS = (100, 200, 300, 400, 500, 600, 800, 1000, 1500, 1600, 2000, 2400, 3000, 4000, 5000)
 LEVELLED = 0.9  # share of the start-to-minimum KID gap closed where the curve levels off
 ADAPTED_SHARE = 0.9  # fine-tuning's seed-mean adaptation the adapted budget must reach
 LONG_FACTOR = 4
