@@ -50,6 +50,15 @@ def test_the_budgets_the_page_names_follow_the_written_rule():
     page = (ROOT / "docs" / "regime.md").read_text()
     assert "**adapted 400 steps, long 1600 steps**" in page
     assert "**Adapted 600 steps, long 2400 steps**" in page
+    # the failure the page quotes at the long budget, against the adapted one
+    for dataset, (adapted, long, _) in budgets.items():
+        at = finetune[finetune["dataset"] == dataset].set_index("step")
+        rise = at.loc[long, "kid_mean"] / at.loc[adapted, "kid_mean"] - 1
+        memorised = at.loc[[adapted, long], "mem_closer_to_train"]
+        quoted = f"(KID +{100 * rise:.0f} %{{}}memorised{{}}{memorised.iloc[0]:.2f} → "
+        quoted += f"{memorised.iloc[1]:.2f} against {adapted})"
+        flat = " ".join(page.split())
+        assert any(quoted.format(a, " ") in flat for a in (", ", " and ")), quoted
 
 
 def test_the_suites_run_at_the_budgets_the_study_names():
