@@ -8,6 +8,10 @@ evaluation, saving), and the part's wall hours at WORKERS cells at a time. A par
 finished cell is projected from a finished part of the same source: its training seconds
 scaled by the step ratio, its other seconds as measured (flagged `projected`). The last
 line sums the parts: what regenerating the whole suite costs on this machine.
+
+`--per-method` splits each part by method and adds the records' CPU seconds per cell
+(`timings.cpu_s`, which a shared machine inflates much less than wall time) and the largest
+peak RSS: `--suite default --per-method` is the main job's cost, method by method.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--suite", default="full")
     parser.add_argument("--measured-in", action="append", default=[], metavar="FOLDER")
+    parser.add_argument("--per-method", action="store_true", help="one line per method")
     args = parser.parse_args(argv)
 
     from gtbench.plan.cells import plan_suite
@@ -44,15 +49,18 @@ def main(argv: list[str]) -> int:
     suite = load_suite(args.suite)
     suite.methods = list(registry.methods().names())
     records = _records(Path(args.results))
-    parts: dict[tuple[str, str, str], dict] = defaultdict(lambda: {"cells": 0, "done": []})
+    parts: dict[tuple[str, ...], dict] = defaultdict(lambda: {"cells": 0, "done": [], "rss": []})
     for cell in plan_suite(suite).cells:
         key = (cell["source"]["name"], cell["dataset"]["name"], cell.get("budget", ""))
+        if args.per_method:
+            key += (cell["method"]["name"],)
         part = parts[key]
         part["cells"] += 1
         if cell["train"]:
             part["iters"] = cell["train"]["iters"]
         if cell["run_id"] in records:
             part["done"].append(records[cell["run_id"]]["timings"])
+            part["rss"].append(records[cell["run_id"]].get("memory", {}).get("peak_rss_mb", 0))
 
     measured = {k: p for k, p in parts.items() if p["done"]}
     for folder in args.measured_in:  # other runs of a part's source and target
@@ -61,8 +69,10 @@ def main(argv: list[str]) -> int:
             key = (record["source"]["name"], record["dataset"]["name"], f"check {iters}")
             extra = measured.setdefault(key, {"done": [], "iters": iters})
             extra["done"].append(record["timings"])
-    print(f"{'source → target':38} {'budget':8} {'steps':>5} {'cells':>5} {'done':>5} "
-          f"{'s/cell':>7} {'hours':>6}")  # fmt: skip
+    cost = f" {'cpu s':>7} {'peak MB':>7}" if args.per_method else ""
+    width = 50 if args.per_method else 38
+    print(f"{'source → target':{width}} {'budget':8} {'steps':>5} {'cells':>5} {'done':>5} "
+          f"{'s/cell':>7} {'hours':>6}{cost}")  # fmt: skip
     total = 0.0
     for key, part in parts.items():
         note = ""
@@ -81,10 +91,13 @@ def main(argv: list[str]) -> int:
             per_cell, note = train * part["iters"] / base["iters"] + rest, "  projected"
         hours = per_cell * part["cells"] / args.workers / 3600
         total += hours
-        name = f"{key[0]} → {key[1]}"
-        print(f"{name:38} {key[2]:8} {part.get('iters', 0):5d} {part['cells']:5d} "
+        name = f"{key[0]} → {key[1]}" + (f" · {key[3]}" if args.per_method else "")
+        if args.per_method and part["done"]:
+            cpu = fmean(t.get("cpu_s", 0.0) for t in part["done"])
+            note = f" {cpu:7.1f} {max(part['rss']):7.0f}{note}"
+        print(f"{name:{width}} {key[2]:8} {part.get('iters', 0):5d} {part['cells']:5d} "
               f"{len(part['done']):5d} {per_cell:7.1f} {hours:6.2f}{note}")  # fmt: skip
-    print(f"{'total':38} {'':8} {'':5} {sum(p['cells'] for p in parts.values()):5d} "
+    print(f"{'total':{width}} {'':8} {'':5} {sum(p['cells'] for p in parts.values()):5d} "
           f"{sum(len(p['done']) for p in parts.values()):5d} {'':7} {total:6.2f} "
           f"(at {args.workers} cells at a time)")  # fmt: skip
     return 0

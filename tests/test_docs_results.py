@@ -1,8 +1,11 @@
-"""What docs/leaderboard.md, docs/tuning.md and docs/methods.md say about the committed
-results, proved from the committed files: each table equals what ``docs/make_tables.py``
-prints from the CSVs, and each claim in the prose (verdicts, p bounds, ranks, CI widths,
-paired differences) is recomputed from the records."""
+"""What docs/leaderboard.md, docs/tuning.md, docs/methods.md and docs/performance.md say
+about the committed results, proved from the committed files: each table equals what
+``docs/make_tables.py`` prints from the CSVs, and each claim in the prose (verdicts, p
+bounds, ranks, CI widths, paired differences, costs) is recomputed from the records."""
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -595,3 +598,34 @@ def test_check_adaptation_script_reads_edges_and_refuses_an_empty_folder(tmp_pat
     (tmp_path / "runs").mkdir()
     assert script.main([str(tmp_path), "--dataset", "digits"]) == 1
     assert "no finished runs of digits" in capsys.readouterr().err
+
+
+def test_the_main_jobs_cost_per_method_is_what_the_records_say():
+    """docs/performance.md's per-method table and total come from the committed reference's
+    records of the default suite, as printed by the perf script it names."""
+    out = subprocess.run(
+        [sys.executable, "perf/reference_envelope.py", "results/reference"]
+        + ["--suite", "default", "--per-method"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    measured = {}
+    for line in out.splitlines():
+        if " · " in line:
+            method, numbers = line.split(" · ", 1)[1].split(None, 1)
+            measured[method] = float(numbers.split()[-2])  # cpu s (before peak MB)
+    assert len(measured) == 16
+    page = (ROOT / "docs" / "performance.md").read_text()
+    section = page.split("## The main job's cost, per method", 1)[1]
+    names = {"the unadapted source": "source-only", "FreezeG": "freeze-g", "FreezeD": "freeze-d"}
+    shown = set()
+    for row in re.findall(r"^\| (.+?) \| ([\d.,– ]+) \|", section, re.M):
+        methods = [names.get(m, m.lower()) for m in row[0].split(", ")]
+        values = [float(v) for v in re.split(r"[,–] ?", row[1].strip())]
+        cpus = sorted(measured[m] for m in methods)
+        if len(values) == 2 and "–" in row[1]:
+            assert (cpus[0], cpus[-1]) == pytest.approx(tuple(values), abs=0.051), row
+        else:
+            assert [measured[m] for m in methods] == pytest.approx(values, abs=0.051), row
+        shown.update(methods)
+    assert shown == set(measured)
+    assert f"sum to {round(sum(measured.values()) * 3)} CPU s" in " ".join(section.split())
