@@ -6,7 +6,7 @@ import pandas as pd
 
 from gtbench.results.records import write_record
 from tests.helpers import gtbench
-from tests.test_leaderboard import _record, _write
+from tests.results.test_leaderboard import _record, _write
 
 
 def test_compare_prints_seeds_delta_ci_p_and_verdict(tmp_path):

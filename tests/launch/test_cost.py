@@ -17,7 +17,7 @@ from gtbench.results.leaderboard import write_tables
 from gtbench.results.report import write_report
 from gtbench.train.trainer import train
 from tests.helpers import FAST, gtbench
-from tests.test_trainer import _context
+from tests.train.test_trainer import _context
 
 BIG_MB = 300
 

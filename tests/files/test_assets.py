@@ -290,27 +290,53 @@ def test_real_pip_download_of_a_wheel(cache: Path) -> None:
     assert sorted(p.name for p in (cache / "downloads").iterdir()) == [asset.filename]
 
 
-def test_a_run_without_an_animal_target_fetches_no_animal_wheel(
-    cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The Animal-Shape wheel is the data of the animal targets only: a sweep from the
-    animal silhouette source (committed weights) to digits, on an empty offline cache,
-    plans, checks, trains and evaluates without asking for it."""
+def _run_to_digits(source: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """One 2-step cell from ``source`` to digits on the empty offline ``cache``, with the
+    process-wide memo of source-domain datasets emptied (an earlier test may have filled
+    it from another cache), recording which assets were asked for."""
+    from gtbench.measure import adaptation
     from tests.helpers import gtbench
 
     asked: list[str] = []
+    where = assets_module.download_path  # every fetch, however imported, asks it first
 
-    def spy(asset: Asset, **kwargs: object) -> Path:
+    def spy(asset: Asset) -> Path:
         asked.append(asset.name)
-        return fetch(asset, **kwargs)
+        return where(asset)
 
-    monkeypatch.setattr(assets_module, "fetch", spy)
+    monkeypatch.setattr(assets_module, "download_path", spy)
+    monkeypatch.setattr(adaptation, "_DOMAIN_DATASETS", {})
+    monkeypatch.setattr(adaptation, "_CLASSIFIERS", {})
     monkeypatch.setenv(OFFLINE_ENV, "1")  # a real attempt would fail the run too
     result = gtbench(
-        "run", "--sources", "animals-dcgan32", "--datasets", "digits", "--methods", "finetune",
+        "run", "--sources", source, "--datasets", "digits", "--methods", "finetune",
         "--seeds", "0", "--iters", "2", "--batch-size", "4", "--n-samples", "40",
         "--extractor", "shapes-cnn", "--launcher", "local", "--results", str(cache.parent / "r"),
     )  # fmt: skip
+    return result, asked
+
+
+def test_a_run_outside_the_animal_domain_fetches_no_animal_wheel(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Animal-Shape wheel holds the animal targets and the animal source's domain (the
+    adaptation measure's source side): a sweep that touches neither — the debug source to
+    digits, on an empty offline cache — plans, trains and evaluates without asking for it."""
+    result, asked = _run_to_digits("debug", cache, monkeypatch)
     assert result.exit_code == 0, result.output
     assert not any("animal" in name for name in asked), asked
     assert not (cache / "downloads").exists() or not any((cache / "downloads").iterdir())
+
+
+def test_the_animal_sources_domain_needs_the_wheel_and_says_so_in_one_line(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the animal silhouette source even a digits run measures adaptation against the
+    source's own domain, the silhouettes: offline without the wheel, the cell fails with
+    one line naming the asset and how to fetch it, never a traceback."""
+    result, asked = _run_to_digits("animals-dcgan32", cache, monkeypatch)
+    assert result.exit_code != 0
+    assert "animal-shapes-images" in asked
+    failed = [line for line in result.output.splitlines() if "failed" in line and "·" in line]
+    assert failed and all("MissingAssetError" in line for line in failed), result.output
+    assert "gtbench fetch" in failed[0] and "Traceback" not in result.output

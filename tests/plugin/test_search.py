@@ -112,7 +112,7 @@ def test_docs_give_every_declared_space_a_row() -> None:
     """docs/methods.md "Search spaces" has a row per method with each declared space."""
     from pathlib import Path
 
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "methods.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "methods.md").read_text()
     section = docs.split("## Search spaces", 1)[1]
     rows = {
         name.strip(): line

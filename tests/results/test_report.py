@@ -154,7 +154,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_report_of_records_alone_plots_shots_and_curves_and_says_what_is_missing(tmp_path):
     from gtbench.results.records import write_record
     from gtbench.results.report import write_report
-    from tests.test_leaderboard import _record
+    from tests.results.test_leaderboard import _record
 
     curve = [{"step": s, "fid": 50.0 - s, "kid_mean": 0.1, "n_samples": 20} for s in (5, 10)]
     for shots in (10, 100):
@@ -195,7 +195,7 @@ def test_report_html_escapes_every_value():
 
 def _efficiency_records(folder, shot_counts, dataset="debug", methods=("finetune", "cdc")):
     from gtbench.results.records import write_record
-    from tests.test_leaderboard import _record
+    from tests.results.test_leaderboard import _record
 
     for shots in shot_counts:
         for offset, method in enumerate(methods):

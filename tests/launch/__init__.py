@@ -1,0 +1,1 @@
+"""Tests of `gtbench.launch`: one test module per module or concern of the package."""
